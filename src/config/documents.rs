@@ -1,0 +1,372 @@
+//! The four document kinds and their fields.
+
+use super::read::{self, known_keys};
+use super::url::{EndpointUrl, UpstreamUrl};
+use super::yaml::Node;
+use super::{ConfigError, ConfigErrors, Loc, NamedPolicy};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub enum Document {
+    Gateway(GatewaySpec),
+    Endpoint(Box<EndpointDoc>),
+    Policy(NamedPolicy),
+}
+
+/// Process settings from our own `Gateway` document.
+#[derive(Debug, Clone)]
+pub struct GatewaySpec {
+    pub listeners: Vec<ListenerSpec>,
+    /// Worker threads for the proxy; default: the number of CPUs.
+    pub threads: Option<usize>,
+    /// How long SIGTERM waits for in-flight requests.
+    pub grace_period: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub address: SocketAddr,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    Cloud,
+    Agent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    Public,
+    Internal,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    pub url: UpstreamUrl,
+    pub loc: Loc,
+}
+
+/// Where an endpoint's Traffic Policy comes from.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    Inline { loc: Loc, policy: Node },
+    Named { loc: Loc, name: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointDoc {
+    pub kind: EndpointKind,
+    pub name: String,
+    pub url: EndpointUrl,
+    pub binding: Binding,
+    pub upstream: Option<UpstreamSpec>,
+    pub policy: Option<PolicySource>,
+    pub loc: Loc,
+}
+
+const ENDPOINT_API: &str = "ngrok.k8s.ngrok.com/v1alpha1";
+const GATEWAY_API: &str = "switchyard.dev/v1alpha1";
+
+pub fn parse_document(doc: &Node, loc: &Loc) -> Result<Document, ConfigErrors> {
+    read::map(doc, loc, "a config document")?;
+    let kind = doc
+        .get("kind")
+        .ok_or_else(|| loc.error("document has no `kind`"))?;
+    let kind_str = read::string(kind, loc, "kind")?;
+    let expected_api = match kind_str {
+        "Gateway" => GATEWAY_API,
+        "CloudEndpoint" | "AgentEndpoint" | "NgrokTrafficPolicy" => ENDPOINT_API,
+        other => {
+            return Err(loc
+                .at(kind)
+                .error(format!(
+                    "unknown kind `{other}` (expected Gateway, CloudEndpoint, AgentEndpoint or NgrokTrafficPolicy)"
+                ))
+                .into())
+        }
+    };
+    if let Some(api) = doc.get("apiVersion") {
+        let api_str = read::string(api, loc, "apiVersion")?;
+        if api_str != expected_api {
+            return Err(loc
+                .at(api)
+                .error(format!("{kind_str} wants apiVersion `{expected_api}`, found `{api_str}`"))
+                .into());
+        }
+    }
+    known_keys(doc, loc, kind_str, &["apiVersion", "kind", "metadata", "spec"])?;
+    let spec = doc
+        .get("spec")
+        .ok_or_else(|| loc.error(format!("{kind_str} has no `spec`")))?;
+    let name = metadata_name(doc, loc)?;
+    match kind_str {
+        "Gateway" => Ok(Document::Gateway(gateway(spec, loc)?)),
+        "CloudEndpoint" => Ok(Document::Endpoint(Box::new(endpoint(
+            EndpointKind::Cloud,
+            name,
+            spec,
+            loc,
+        )?))),
+        "AgentEndpoint" => Ok(Document::Endpoint(Box::new(endpoint(
+            EndpointKind::Agent,
+            name,
+            spec,
+            loc,
+        )?))),
+        _ => {
+            let name = name.ok_or_else(|| loc.error("NgrokTrafficPolicy needs metadata.name"))?;
+            known_keys(spec, loc, "NgrokTrafficPolicy spec", &["policy"])?;
+            let policy = spec
+                .get("policy")
+                .ok_or_else(|| loc.at(spec).error("NgrokTrafficPolicy spec has no `policy`"))?;
+            Ok(Document::Policy(NamedPolicy {
+                name,
+                loc: loc.at(policy),
+                policy: policy.clone(),
+            }))
+        }
+    }
+}
+
+fn metadata_name(doc: &Node, loc: &Loc) -> Result<Option<String>, ConfigError> {
+    let Some(meta) = doc.get("metadata") else {
+        return Ok(None);
+    };
+    read::map(meta, loc, "metadata")?;
+    meta.get("name")
+        .map(|n| read::string(n, loc, "metadata.name").map(str::to_string))
+        .transpose()
+}
+
+fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
+    known_keys(
+        spec,
+        loc,
+        "Gateway spec",
+        &[
+            "listeners",
+            "threads",
+            "gracePeriod",
+            "trustedProxies",
+            "admin",
+            "ipIntel",
+            "waf",
+            "rateLimit",
+            "accessLog",
+        ],
+    )?;
+    for later in ["trustedProxies", "admin", "ipIntel", "waf", "rateLimit", "accessLog"] {
+        if let Some(n) = spec.get(later) {
+            return Err(loc.at(n).error(format!(
+                "Gateway `{later}` is not supported yet by this build of Switchyard"
+            )));
+        }
+    }
+    let listeners_node = spec
+        .get("listeners")
+        .ok_or_else(|| loc.at(spec).error("Gateway spec needs `listeners` (at least one)"))?;
+    let mut listeners = Vec::new();
+    for l in read::seq(listeners_node, loc, "listeners")? {
+        listeners.push(listener(l, loc)?);
+    }
+    if listeners.is_empty() {
+        return Err(loc.at(listeners_node).error("Gateway needs at least one listener"));
+    }
+    let threads = match spec.get("threads") {
+        Some(n) => {
+            let t = read::integer(n, loc, "threads")?;
+            if !(1..=1024).contains(&t) {
+                return Err(loc.at(n).error("threads must be between 1 and 1024"));
+            }
+            Some(t as usize)
+        }
+        None => None,
+    };
+    let grace_period = match spec.get("gracePeriod") {
+        Some(n) => read::duration(n, loc, "gracePeriod")?,
+        None => Duration::from_secs(10),
+    };
+    Ok(GatewaySpec {
+        listeners,
+        threads,
+        grace_period,
+    })
+}
+
+fn listener(node: &Node, loc: &Loc) -> Result<ListenerSpec, ConfigError> {
+    known_keys(node, loc, "a listener", &["address", "tls", "proxyProtocol"])?;
+    if let Some(n) = node.get("tls") {
+        return Err(loc
+            .at(n)
+            .error("TLS listeners are not supported yet by this build of Switchyard"));
+    }
+    if let Some(n) = node.get("proxyProtocol") {
+        if read::boolean(n, loc, "proxyProtocol")? {
+            return Err(loc.at(n).error("proxyProtocol is not supported yet"));
+        }
+    }
+    let addr = node
+        .get("address")
+        .ok_or_else(|| loc.at(node).error("a listener needs `address` (e.g. 0.0.0.0:8080)"))?;
+    let text = read::string(addr, loc, "address")?;
+    let address = text.parse::<SocketAddr>().map_err(|_| {
+        loc.at(addr)
+            .error(format!("listener address `{text}` is not IP:port (e.g. 0.0.0.0:8080)"))
+    })?;
+    Ok(ListenerSpec {
+        address,
+        loc: loc.at(addr),
+    })
+}
+
+fn endpoint(
+    kind: EndpointKind,
+    name: Option<String>,
+    spec: &Node,
+    loc: &Loc,
+) -> Result<EndpointDoc, ConfigError> {
+    let what = match kind {
+        EndpointKind::Cloud => "CloudEndpoint spec",
+        EndpointKind::Agent => "AgentEndpoint spec",
+    };
+    let mut allowed = vec![
+        "url",
+        "trafficPolicy",
+        "bindings",
+        "description",
+        "metadata",
+        "clientCertificateRefs",
+    ];
+    match kind {
+        EndpointKind::Cloud => allowed.extend(["trafficPolicyName", "poolingEnabled"]),
+        EndpointKind::Agent => allowed.push("upstream"),
+    }
+    known_keys(spec, loc, what, &allowed)?;
+    let url_node = spec
+        .get("url")
+        .ok_or_else(|| loc.at(spec).error(format!("{what} needs `url`")))?;
+    let url = EndpointUrl::parse(read::string(url_node, loc, "url")?)
+        .map_err(|e| loc.at(url_node).error(e))?;
+    let binding = bindings(spec, loc, &url)?;
+    let upstream = match spec.get("upstream") {
+        Some(up) => {
+            known_keys(up, loc, "upstream", &["url", "protocol", "proxyProtocolVersion"])?;
+            if let Some(p) = up.get("protocol") {
+                let p_str = read::string(p, loc, "upstream.protocol")?;
+                if p_str != "http1" {
+                    return Err(loc.at(p).error(format!(
+                        "upstream protocol `{p_str}` is not supported yet (only http1)"
+                    )));
+                }
+            }
+            if let Some(p) = up.get("proxyProtocolVersion") {
+                return Err(loc
+                    .at(p)
+                    .error("upstream proxyProtocolVersion is not supported yet"));
+            }
+            let u = up
+                .get("url")
+                .ok_or_else(|| loc.at(up).error("upstream needs `url`"))?;
+            let parsed = UpstreamUrl::parse(read::string(u, loc, "upstream.url")?)
+                .map_err(|e| loc.at(u).error(e))?;
+            if parsed.scheme != super::Scheme::Http {
+                return Err(loc
+                    .at(u)
+                    .error("https upstreams are not supported yet by this build (use http)"));
+            }
+            Some(UpstreamSpec {
+                url: parsed,
+                loc: loc.at(u),
+            })
+        }
+        None if kind == EndpointKind::Agent => {
+            return Err(loc.at(spec).error("AgentEndpoint spec needs `upstream.url`"))
+        }
+        None => None,
+    };
+    let policy = policy_source(spec, loc)?;
+    Ok(EndpointDoc {
+        kind,
+        name: name.unwrap_or_else(|| url.to_string()),
+        url,
+        binding,
+        upstream,
+        policy,
+        loc: loc.at(url_node),
+    })
+}
+
+fn bindings(spec: &Node, loc: &Loc, url: &EndpointUrl) -> Result<Binding, ConfigError> {
+    let mut binding = None;
+    if let Some(b) = spec.get("bindings") {
+        let list = read::seq(b, loc, "bindings")?;
+        if list.len() > 1 {
+            return Err(loc.at(b).error("bindings takes at most one value"));
+        }
+        if let Some(v) = list.first() {
+            binding = Some(match read::string(v, loc, "a binding")? {
+                "public" => Binding::Public,
+                "internal" => Binding::Internal,
+                "kubernetes" => Binding::Kubernetes,
+                other => {
+                    return Err(loc.at(v).error(format!(
+                        "unknown binding `{other}` (expected public, internal or kubernetes)"
+                    )))
+                }
+            });
+        }
+    }
+    let line = spec.get("bindings").unwrap_or(spec);
+    match (url.is_internal(), binding) {
+        (true, None | Some(Binding::Internal)) => Ok(Binding::Internal),
+        (true, Some(_)) => Err(loc
+            .at(line)
+            .error(format!("`{url}` ends in .internal, so its binding must be internal"))),
+        (false, Some(Binding::Internal)) => Err(loc
+            .at(line)
+            .error(format!("an internal endpoint's url must end in .internal, found `{url}`"))),
+        (false, Some(Binding::Kubernetes)) => Err(loc
+            .at(line)
+            .error("the kubernetes binding is not supported yet")),
+        (false, _) => Ok(Binding::Public),
+    }
+}
+
+fn policy_source(spec: &Node, loc: &Loc) -> Result<Option<PolicySource>, ConfigError> {
+    if let Some(name) = spec.get("trafficPolicyName") {
+        return Ok(Some(PolicySource::Named {
+            loc: loc.at(name),
+            name: read::string(name, loc, "trafficPolicyName")?.to_string(),
+        }));
+    }
+    let Some(tp) = spec.get("trafficPolicy") else {
+        return Ok(None);
+    };
+    known_keys(tp, loc, "trafficPolicy", &["policy", "inline", "targetRef"])?;
+    let given: Vec<&str> = ["policy", "inline", "targetRef"]
+        .into_iter()
+        .filter(|k| tp.get(k).is_some())
+        .collect();
+    if given.len() != 1 {
+        return Err(loc
+            .at(tp)
+            .error("trafficPolicy needs exactly one of `policy`, `inline` or `targetRef`"));
+    }
+    if let Some(target) = tp.get("targetRef") {
+        known_keys(target, loc, "targetRef", &["name"])?;
+        let name = target
+            .get("name")
+            .ok_or_else(|| loc.at(target).error("targetRef needs `name`"))?;
+        return Ok(Some(PolicySource::Named {
+            loc: loc.at(name),
+            name: read::string(name, loc, "targetRef.name")?.to_string(),
+        }));
+    }
+    let policy = tp.get("policy").or_else(|| tp.get("inline")).expect("checked");
+    Ok(Some(PolicySource::Inline {
+        loc: loc.at(policy),
+        policy: policy.clone(),
+    }))
+}

@@ -1,0 +1,46 @@
+//! Traffic Policy: the document shape, [`compile`] into a [`CompiledPolicy`], and running a
+//! phase against one exchange. Knows nothing of Pingora.
+
+pub mod actions;
+mod compile;
+pub mod exchange;
+pub mod expr;
+mod run;
+
+pub use compile::{compile, Compiled as CompiledPolicyResult};
+pub use run::Outcome;
+
+use actions::Action;
+use expr::Expr;
+use std::sync::Arc;
+
+/// A policy compiled once at load: expressions parsed, templates split, configs validated.
+#[derive(Debug, Default)]
+pub struct CompiledPolicy {
+    pub(crate) on_http_request: Vec<Rule>,
+    pub(crate) on_http_response: Vec<Rule>,
+}
+
+impl CompiledPolicy {
+    pub fn has_response_rules(&self) -> bool {
+        !self.on_http_response.is_empty()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub name: Option<Arc<str>>,
+    /// All must hold (none: always).
+    pub expressions: Vec<Expr>,
+    pub steps: Vec<Step>,
+}
+
+/// An entry of a rule's `actions`: an action, or a rule nested in place (the scenario's shape).
+#[derive(Debug)]
+pub(crate) enum Step {
+    Action(&'static str, Box<dyn Action>),
+    Rule(Rule),
+}
+
+/// Counts rule expressions that failed at run time (they make the rule not match).
+pub static EXPRESSION_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
