@@ -5,3 +5,5 @@
 
 pub mod config;
 pub mod policy;
+pub mod gateway;
+pub mod demo;

@@ -1,1 +1,94 @@
-fn main() {}
+//! The `switchyard` command line: run, check, demo.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use switchyard::gateway::{self, Compiled, Source};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "An edge API gateway that runs ngrok-style Traffic Policies")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve: PATH is one YAML file or a directory of them.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Load and compile everything as `run` would; print a summary, or `file:line: reason` lines.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// The Acme scenario on loopback, with built-in upstream APIs.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => gateway::run(Source::Path(config)).map(|_| ExitCode::SUCCESS),
+        Command::Check { config } => Ok(check(config)),
+        Command::Demo { listen } => switchyard::demo::run(listen).map(|_| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: PathBuf) -> ExitCode {
+    let shown = path.display().to_string();
+    let compiled = switchyard::config::load(&path).and_then(|c| Compiled::build(&c, None));
+    match compiled {
+        Ok(c) => print_summary(&shown, &c),
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            println!("check failed: {} error(s) in {shown}", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_summary(shown: &str, c: &Compiled) -> ExitCode {
+    for note in &c.notes {
+        println!("{note}");
+    }
+    let internal = c.routes.iter().filter(|r| r.url.is_internal()).count();
+    let listeners: Vec<String> = c
+        .gateway
+        .listeners
+        .iter()
+        .map(|l| l.address.to_string())
+        .collect();
+    println!(
+        "{shown}: OK: {} file(s), {} endpoint URL(s) ({} public, {internal} internal), {} pool(s), listening on {}",
+        c.files,
+        c.routes.len(),
+        c.routes.len() - internal,
+        c.pools().count(),
+        listeners.join(", ")
+    );
+    for r in &c.routes {
+        let kind = if r.url.is_internal() { "internal" } else { "public" };
+        match &r.pool {
+            Some(p) => println!("  {kind} {} -> pool of {}: {}", r.url, r.members, p.describe()),
+            None => println!("  {kind} {} (cloud endpoint: policy only)", r.url),
+        }
+    }
+    ExitCode::SUCCESS
+}

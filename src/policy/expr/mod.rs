@@ -5,7 +5,7 @@ mod functions;
 mod scope;
 mod template;
 
-pub use scope::Scope;
+pub use scope::{request_host, Scope};
 pub use template::Template;
 
 use cel::{Context, Program, Value};

@@ -1,0 +1,397 @@
+//! The `ProxyHttp` adaptor: each hook loads the request's config snapshot, asks the policy for a
+//! verdict (continue, respond, forward) and acts on it in a few lines.
+
+use super::pool::NoMember;
+use super::reply::{self, error_reply};
+use super::routes::Compiled;
+use crate::policy::actions::ActionCx;
+use crate::policy::exchange::{ActionVars, ConnInfo, Reply, RequestHead, ResponseHead};
+use crate::policy::expr::{request_host, Phase};
+use crate::policy::Outcome;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::StatusCode;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Forwarding depth cap against `forward-internal` loops.
+const MAX_FORWARDS: usize = 8;
+
+pub struct Proxy {
+    pub state: Arc<ArcSwap<Compiled>>,
+    pub inflight: Arc<AtomicUsize>,
+}
+
+/// Counts a request as in flight from its first hook until its context is dropped.
+pub struct InflightGuard(Arc<AtomicUsize>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An error decided before or while picking an upstream, answered by `fail_to_proxy`.
+struct PendingError {
+    status: StatusCode,
+    code: &'static str,
+    reason: String,
+}
+
+pub struct Ctx {
+    cfg: Option<Arc<Compiled>>,
+    conn: Option<ConnInfo>,
+    /// Routes the request went through: the public one, then each forward-internal target.
+    chain: Vec<usize>,
+    /// The route whose pool serves the request.
+    target: Option<usize>,
+    tried: Vec<SocketAddr>,
+    vars: ActionVars,
+    pending: Option<PendingError>,
+    /// A response-phase action replaced the upstream's body with this.
+    replacement: Option<Bytes>,
+    _inflight: InflightGuard,
+}
+
+fn conn_info(session: &Session) -> ConnInfo {
+    let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+    let client = session
+        .client_addr()
+        .and_then(|a| a.as_inet().copied())
+        .unwrap_or(unspecified);
+    let server = session
+        .server_addr()
+        .and_then(|a| a.as_inet().copied())
+        .unwrap_or(unspecified);
+    ConnInfo::new(client, server)
+}
+
+impl Proxy {
+    /// Runs the response phases of the routes in `chain`, innermost first, on `res`.
+    fn response_phases(
+        cfg: &Compiled,
+        chain: &[usize],
+        conn: &ConnInfo,
+        req: &mut dyn RequestHead,
+        res: &mut dyn ResponseHead,
+        vars: &mut ActionVars,
+    ) -> Option<(usize, Outcome)> {
+        for &id in chain.iter().rev() {
+            let route = &cfg.routes[id];
+            if !route.policy.has_response_rules() {
+                continue;
+            }
+            let mut cx = ActionCx {
+                env: &cfg.env,
+                conn,
+                endpoint: &route.info,
+                req: &mut *req,
+                res: Some(&mut *res),
+                vars: &mut *vars,
+                internal: cfg,
+            };
+            match route.policy.run(Phase::Response, &mut cx) {
+                Outcome::Continue | Outcome::Forward(_) => {}
+                done => return Some((id, done)),
+            }
+        }
+        None
+    }
+
+    async fn answer(&self, session: &mut Session, ctx: &mut Ctx, mut reply: Reply) -> Result<bool> {
+        if reply.run_response_phase {
+            let cfg = ctx.cfg.clone().expect("config loaded");
+            let conn = ctx.conn.clone().expect("conn info");
+            let req = session.req_header_mut();
+            if let Some((id, done)) =
+                Self::response_phases(&cfg, &ctx.chain, &conn, req, &mut reply, &mut ctx.vars)
+            {
+                reply = outcome_reply(&cfg, id, done, reply::wants_json(session));
+            }
+        }
+        reply::write(session, &reply).await?;
+        Ok(true)
+    }
+}
+
+/// A terminal response-phase outcome as the reply that replaces the response.
+fn outcome_reply(cfg: &Compiled, route: usize, outcome: Outcome, json: bool) -> Reply {
+    let endpoint = Some(&*cfg.routes[route].info.url);
+    match outcome {
+        Outcome::Respond(r) => r,
+        Outcome::Error(e) => error_reply(e.status, e.code, endpoint, &e.message, json),
+        Outcome::Continue | Outcome::Forward(_) => error_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "SWY_INTERNAL",
+            endpoint,
+            "unexpected policy outcome",
+            json,
+        ),
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        Ctx {
+            cfg: None,
+            conn: None,
+            chain: Vec::new(),
+            target: None,
+            tried: Vec::new(),
+            vars: ActionVars::default(),
+            pending: None,
+            replacement: None,
+            _inflight: InflightGuard(self.inflight.clone()),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let cfg = self.state.load_full();
+        let conn = conn_info(session);
+        ctx.cfg = Some(cfg.clone());
+        ctx.conn = Some(conn.clone());
+        let json = reply::wants_json(session);
+        let host = request_host(session.req_header()).to_ascii_lowercase();
+        let Some(mut route_id) = cfg.public_route(&host) else {
+            let reason = format!("no endpoint serves host `{host}`");
+            let r = error_reply(StatusCode::NOT_FOUND, "SWY_ENDPOINT_NOT_FOUND", None, &reason, json);
+            return self.answer(session, ctx, r).await;
+        };
+        loop {
+            ctx.chain.push(route_id);
+            let route = &cfg.routes[route_id];
+            let outcome = {
+                let mut cx = ActionCx {
+                    env: &cfg.env,
+                    conn: &conn,
+                    endpoint: &route.info,
+                    req: session.req_header_mut(),
+                    res: None,
+                    vars: &mut ctx.vars,
+                    internal: &*cfg,
+                };
+                route.policy.run(Phase::Request, &mut cx)
+            };
+            let url = Some(&*route.info.url);
+            match outcome {
+                Outcome::Continue if route.pool.is_some() => {
+                    ctx.target = Some(route_id);
+                    return Ok(false);
+                }
+                Outcome::Continue => {
+                    let reason = "the endpoint's on_http_request ended without a terminal action";
+                    let r = error_reply(StatusCode::NOT_FOUND, "SWY_NO_ROUTE", url, reason, json);
+                    return self.answer(session, ctx, r).await;
+                }
+                Outcome::Respond(r) => return self.answer(session, ctx, r).await,
+                Outcome::Error(e) => {
+                    let r = error_reply(e.status, e.code, url, &e.message, json);
+                    return self.answer(session, ctx, r).await;
+                }
+                Outcome::Forward(next) if ctx.chain.len() > MAX_FORWARDS => {
+                    let reason = format!(
+                        "forward-internal to `{}` exceeds the depth limit of {MAX_FORWARDS}",
+                        cfg.routes[next].info.url
+                    );
+                    let r = error_reply(StatusCode::LOOP_DETECTED, "SWY_FORWARD_LOOP", url, &reason, json);
+                    return self.answer(session, ctx, r).await;
+                }
+                Outcome::Forward(next) => route_id = next,
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let cfg = ctx.cfg.as_ref().expect("config loaded");
+        let route = &cfg.routes[ctx.target.expect("target chosen")];
+        let pool = route.pool.as_ref().expect("agent route has a pool");
+        let addr = match pool.select(&ctx.tried) {
+            Ok(a) => a,
+            Err(why) => {
+                let (status, code, reason) = match why {
+                    NoMember::Unresolved => (
+                        StatusCode::BAD_GATEWAY,
+                        "SWY_UPSTREAM_UNRESOLVED",
+                        format!("upstream host name does not resolve ({})", pool.describe()),
+                    ),
+                    NoMember::Unavailable if !ctx.tried.is_empty() => (
+                        StatusCode::BAD_GATEWAY,
+                        "SWY_UPSTREAM_UNREACHABLE",
+                        format!("no pool member accepted the connection ({})", pool.describe()),
+                    ),
+                    NoMember::Unavailable => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "SWY_POOL_UNAVAILABLE",
+                        format!("no healthy pool member ({})", pool.describe()),
+                    ),
+                };
+                ctx.pending = Some(PendingError { status, code, reason });
+                return Err(Error::explain(ErrorType::HTTPStatus(status.as_u16()), code));
+            }
+        };
+        ctx.tried.push(addr);
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(Duration::from_secs(3));
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let cfg = ctx.cfg.as_ref().expect("config loaded");
+        let route = &cfg.routes[ctx.target.expect("target chosen")];
+        if let (Some(pool), Some(addr)) = (&route.pool, ctx.tried.last()) {
+            pool.record_failure(*addr);
+            // Nothing was sent yet, so any request may go to the next member.
+            if ctx.tried.len() < pool.size() {
+                e.set_retry(true);
+            }
+        }
+        e
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let cfg = ctx.cfg.as_ref().expect("config loaded");
+        let route = &cfg.routes[ctx.target.expect("target chosen")];
+        if let (Some(pool), Some(addr)) = (&route.pool, ctx.tried.last()) {
+            pool.record_success(*addr);
+        }
+        Ok(())
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let conn = ctx.conn.as_ref().expect("conn info");
+        let client = conn.client_ip.to_string();
+        let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {client}"),
+            None => client,
+        };
+        upstream.insert_header("x-forwarded-for", xff)?;
+        upstream.insert_header("x-forwarded-proto", conn.scheme)?;
+        if !upstream.headers.contains_key("x-forwarded-host") {
+            let host = session
+                .req_header()
+                .headers
+                .get(http::header::HOST)
+                .cloned();
+            if let Some(h) = host {
+                upstream.insert_header("x-forwarded-host", h)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let cfg = ctx.cfg.clone().expect("config loaded");
+        let conn = ctx.conn.clone().expect("conn info");
+        let json = reply::wants_json(session);
+        let done = Self::response_phases(
+            &cfg,
+            &ctx.chain,
+            &conn,
+            session.req_header_mut(),
+            upstream_response,
+            &mut ctx.vars,
+        );
+        if let Some((id, outcome)) = done {
+            let reply = outcome_reply(&cfg, id, outcome, json);
+            *upstream_response = reply::response_header(&reply)?;
+            ctx.replacement = Some(reply.body);
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if ctx.replacement.is_some() {
+            *body = if end_of_stream {
+                ctx.replacement.take()
+            } else {
+                None
+            };
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let json = reply::wants_json(session);
+        let endpoint = ctx
+            .cfg
+            .as_ref()
+            .zip(ctx.target)
+            .map(|(cfg, t)| cfg.routes[t].info.url.to_string());
+        let reply = match ctx.pending.take() {
+            Some(p) => error_reply(p.status, p.code, endpoint.as_deref(), &p.reason, json),
+            None => {
+                let (status, code) = match e.etype() {
+                    ErrorType::HTTPStatus(s) => (
+                        StatusCode::from_u16(*s).unwrap_or(StatusCode::BAD_GATEWAY),
+                        "SWY_BAD_REQUEST",
+                    ),
+                    _ if e.esource() == &ErrorSource::Downstream => {
+                        (StatusCode::BAD_REQUEST, "SWY_BAD_REQUEST")
+                    }
+                    ErrorType::ConnectTimedout
+                    | ErrorType::ConnectRefused
+                    | ErrorType::ConnectNoRoute
+                    | ErrorType::ConnectError => (StatusCode::BAD_GATEWAY, "SWY_UPSTREAM_UNREACHABLE"),
+                    ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                        (StatusCode::GATEWAY_TIMEOUT, "SWY_UPSTREAM_TIMEOUT")
+                    }
+                    _ => (StatusCode::BAD_GATEWAY, "SWY_UPSTREAM_ERROR"),
+                };
+                let reason = format!("{e}");
+                error_reply(status, code, endpoint.as_deref(), reason.trim(), json)
+            }
+        };
+        let status = reply.status.as_u16();
+        // A response may already be on its way; then the connection can only be closed.
+        if !session.response_written().is_some() {
+            if let Err(err) = reply::write(session, &reply).await {
+                log::debug!("could not send the error response: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The compiled config the proxy serves from: routes (one per endpoint URL) with their policy
+//! and pool, looked up by Host (public) or by URL (internal). Immutable; swapped whole on reload.
+
+use super::pool::Pool;
+use crate::config::{
+    Config, ConfigError, ConfigErrors, EndpointDoc, EndpointKind, EndpointUrl, GatewaySpec,
+    PolicySource,
+};
+use crate::policy::actions::InternalEndpoints;
+use crate::policy::exchange::EndpointInfo;
+use crate::policy::expr::ExprEnv;
+use crate::policy::{self, CompiledPolicy};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct Route {
+    pub url: EndpointUrl,
+    pub info: EndpointInfo,
+    pub kind: EndpointKind,
+    pub policy: Arc<CompiledPolicy>,
+    /// Agent endpoints' upstreams; none for a CloudEndpoint.
+    pub pool: Option<Arc<Pool>>,
+    pub members: usize,
+}
+
+pub struct Compiled {
+    pub gateway: GatewaySpec,
+    pub routes: Vec<Route>,
+    public: HashMap<String, usize>,
+    internal: HashMap<String, Vec<usize>>,
+    pub env: Arc<ExprEnv>,
+    /// How non-canonical policy shapes were read (printed by `check`).
+    pub notes: Vec<String>,
+    pub files: usize,
+}
+
+impl InternalEndpoints for Compiled {
+    fn find(&self, target: &EndpointUrl) -> Option<usize> {
+        self.internal
+            .get(&target.host)?
+            .iter()
+            .copied()
+            .find(|&id| self.routes[id].url.matches_target(target))
+    }
+}
+
+impl Compiled {
+    /// The public route for a request's host (already lower-case, without port).
+    pub fn public_route(&self, host: &str) -> Option<usize> {
+        self.public.get(host).copied()
+    }
+
+    pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
+        self.routes.iter().filter_map(|r| r.pool.as_ref())
+    }
+
+    /// Compiles a loaded config. Pools whose members are unchanged are taken from `previous`,
+    /// so their health state and keep-alive connections survive a reload.
+    pub fn build(config: &Config, previous: Option<&Compiled>) -> Result<Compiled, ConfigErrors> {
+        let env = ExprEnv::new();
+        let mut errors = Vec::new();
+        let mut notes = Vec::new();
+        let mut groups: Vec<(EndpointUrl, Vec<&EndpointDoc>)> = Vec::new();
+        for ep in &config.endpoints {
+            match groups.iter_mut().find(|(u, _)| *u == ep.url) {
+                Some((_, members)) => members.push(ep),
+                None => groups.push((ep.url.clone(), vec![ep])),
+            }
+        }
+        let mut old_pools: HashMap<String, Arc<Pool>> = HashMap::new();
+        if let Some(prev) = previous {
+            for p in prev.pools() {
+                old_pools.insert(pool_key(&p.key), p.clone());
+            }
+        }
+        let mut routes = Vec::new();
+        for (url, members) in &groups {
+            match build_route(config, url, members, &old_pools, &mut notes) {
+                Ok(r) => routes.push(r),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        let mut public = HashMap::new();
+        let mut internal: HashMap<String, Vec<usize>> = HashMap::new();
+        for (id, r) in routes.iter().enumerate() {
+            if r.url.is_internal() {
+                internal.entry(r.url.host.clone()).or_default().push(id);
+            } else if r.url.scheme == crate::config::Scheme::Https {
+                let loc = &members_of(&groups, &r.url)[0].loc;
+                errors.push(loc.error(format!(
+                    "public endpoint `{}` is https, but this build has no TLS listeners yet (use http)",
+                    r.url
+                )));
+            } else if let Some(first) = public.insert(r.url.host.clone(), id) {
+                let loc = &members_of(&groups, &r.url)[0].loc;
+                errors.push(loc.error(format!(
+                    "public endpoints `{}` and `{}` share the host `{}`",
+                    routes[first].url, r.url, r.url.host
+                )));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Compiled {
+            gateway: config.gateway.clone(),
+            routes,
+            public,
+            internal,
+            env,
+            notes,
+            files: config.files.len(),
+        })
+    }
+}
+
+fn members_of<'a>(groups: &'a [(EndpointUrl, Vec<&'a EndpointDoc>)], url: &EndpointUrl) -> &'a [&'a EndpointDoc] {
+    &groups.iter().find(|(u, _)| u == url).expect("route from group").1
+}
+
+fn pool_key(key: &[crate::config::UpstreamUrl]) -> String {
+    key.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+fn build_route(
+    config: &Config,
+    url: &EndpointUrl,
+    members: &[&EndpointDoc],
+    old_pools: &HashMap<String, Arc<Pool>>,
+    notes: &mut Vec<String>,
+) -> Result<Route, Vec<ConfigError>> {
+    let first = members[0];
+    if let Some(other) = members.iter().find(|m| m.kind != first.kind) {
+        return Err(vec![other.loc.error(format!(
+            "`{url}` is both a CloudEndpoint and an AgentEndpoint (first at {})",
+            first.loc
+        ))]);
+    }
+    if first.kind == EndpointKind::Cloud && members.len() > 1 {
+        return Err(vec![members[1].loc.error(format!(
+            "a second CloudEndpoint with url `{url}` (first at {}); cloud endpoints cannot be pooled here",
+            first.loc
+        ))]);
+    }
+    // Every member's policy must compile; the pool runs the first member's.
+    let mut policy = None;
+    for m in members {
+        let compiled = compile_policy(config, m)?;
+        notes.extend(compiled.notes);
+        if policy.is_none() {
+            policy = Some(Arc::new(compiled.policy));
+        }
+    }
+    if members.len() > 1
+        && members
+            .iter()
+            .any(|m| format!("{:?}", m.policy) != format!("{:?}", first.policy))
+    {
+        notes.push(format!(
+            "{}: note: the members of pool `{url}` have different traffic policies; the pool runs the first one's",
+            first.loc
+        ));
+    }
+    let pool = match first.kind {
+        EndpointKind::Cloud => None,
+        EndpointKind::Agent => {
+            let key: Vec<_> = members
+                .iter()
+                .filter_map(|m| m.upstream.as_ref().map(|u| u.url.clone()))
+                .collect();
+            let fresh = Pool::new(key);
+            Some(
+                old_pools
+                    .get(&pool_key(&fresh.key))
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(fresh)),
+            )
+        }
+    };
+    let url_text: Arc<str> = url.to_string().into();
+    Ok(Route {
+        url: url.clone(),
+        info: EndpointInfo {
+            url: url_text,
+            host: url.host.as_str().into(),
+            name: first.name.as_str().into(),
+        },
+        kind: first.kind,
+        policy: policy.unwrap_or_default(),
+        pool,
+        members: members.len(),
+    })
+}
+
+fn compile_policy(
+    config: &Config,
+    ep: &EndpointDoc,
+) -> Result<policy::CompiledPolicyResult, Vec<ConfigError>> {
+    match &ep.policy {
+        None => Ok(policy::CompiledPolicyResult {
+            policy: CompiledPolicy::default(),
+            notes: Vec::new(),
+        }),
+        Some(PolicySource::Inline { loc, policy }) => policy::compile(policy, loc),
+        Some(PolicySource::Named { loc, name }) => {
+            let named = config.policies.iter().find(|p| &p.name == name).ok_or_else(|| {
+                vec![loc.error(format!("no NgrokTrafficPolicy named `{name}`"))]
+            })?;
+            policy::compile(&named.policy, &named.loc)
+        }
+    }
+}
