@@ -87,9 +87,11 @@ pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
                 .expect("tokio runtime for the demo upstreams");
             rt.block_on(async move {
                 let mut addrs = Vec::new();
+                let mut running = Vec::new();
                 for (api, name) in UPSTREAMS {
-                    let addr = upstream::spawn(name).await;
-                    addrs.push((*api, addr));
+                    let up = upstream::spawn(name).await;
+                    addrs.push((*api, up.as_ref().map(|u| u.addr).map_err(|e| e.kind())));
+                    running.push(up);
                 }
                 let _ = tx.send(addrs);
                 std::future::pending::<()>().await;
@@ -97,7 +99,8 @@ pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
         })?;
     let mut upstreams = Vec::new();
     for (api, addr) in rx.recv()? {
-        upstreams.push((api, addr?));
+        let addr = addr.map_err(|kind| anyhow::anyhow!("cannot start the demo upstreams: {kind}"))?;
+        upstreams.push((api, addr));
     }
     let text = config_text(listen, &upstreams);
     print_intro(listen, &upstreams);

@@ -2,26 +2,61 @@
 //! the integration tests (so a client can tell which upstream answered).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+/// A running upstream: its address, how many requests it answered, and a way to stop it
+/// (closing its listener and every open connection, as a crashed process would).
+pub struct Upstream {
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
+}
+
+impl Upstream {
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 /// Starts an upstream named `name` on `127.0.0.1:0` inside the current tokio runtime.
-pub async fn spawn(name: &str) -> std::io::Result<SocketAddr> {
+/// `GET /slow/<ms>` answers after that many milliseconds.
+pub async fn spawn(name: &str) -> std::io::Result<Upstream> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let name: std::sync::Arc<str> = name.into();
+    let name: Arc<str> = name.into();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (stop, stopped) = watch::channel(false);
+    let counter = hits.clone();
+    let mut accept_stop = stopped.clone();
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        loop {
+            let stream = tokio::select! {
+                r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+                _ = accept_stop.changed() => return,
+            };
             let name = name.clone();
+            let hits = counter.clone();
+            let mut conn_stop = stopped.clone();
             tokio::spawn(async move {
-                let _ = serve(stream, &name).await;
+                tokio::select! {
+                    _ = serve(stream, &name, &hits) => {}
+                    _ = conn_stop.changed() => {}
+                }
             });
         }
     });
-    Ok(addr)
+    Ok(Upstream { addr, hits, stop })
 }
 
-async fn serve(stream: TcpStream, name: &str) -> std::io::Result<()> {
+async fn serve(stream: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
@@ -57,6 +92,10 @@ async fn serve(stream: TcpStream, name: &str) -> std::io::Result<()> {
         }
         let mut body = vec![0u8; content_length];
         reader.read_exact(&mut body).await?;
+        hits.fetch_add(1, Ordering::SeqCst);
+        if let Some(ms) = path.strip_prefix("/slow/").and_then(|m| m.parse::<u64>().ok()) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms.min(30_000))).await;
+        }
         let api = name.rsplit_once('-').map(|(a, _)| a).unwrap_or(name);
         let payload = serde_json::json!({
             "upstream": name,
