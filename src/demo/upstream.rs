@@ -29,7 +29,12 @@ impl Upstream {
 /// Starts an upstream named `name` on `127.0.0.1:0` inside the current tokio runtime.
 /// `GET /slow/<ms>` answers after that many milliseconds.
 pub async fn spawn(name: &str) -> std::io::Result<Upstream> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    spawn_on(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// Starts an upstream on a given address (e.g. the address of one that was stopped).
+pub async fn spawn_on(name: &str, addr: SocketAddr) -> std::io::Result<Upstream> {
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let name: Arc<str> = name.into();
     let hits = Arc::new(AtomicUsize::new(0));

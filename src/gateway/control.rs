@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 const DNS_EVERY: Duration = Duration::from_secs(30);
@@ -64,21 +64,33 @@ impl Control {
         }
     }
 
-    /// Waits for in-flight requests to finish, at most the grace period, then exits.
-    async fn drain(&self) -> ! {
+    /// Waits for in-flight requests to finish, at most the grace period, then exits. A SIGINT
+    /// meanwhile exits at once (Pingora stops listening to signals once it is shutting down).
+    async fn drain(&self, int: &mut Signal) -> ! {
         let deadline = Instant::now() + self.grace;
         // Let Pingora stop its listeners first, so no new request starts after the count.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        while self.inflight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let settle = tokio::time::sleep(Duration::from_millis(100));
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                _ = int.recv() => {
+                    log::info!("SIGINT while draining: exiting now");
+                    std::process::exit(130);
+                }
+                _ = &mut settle, if !settle.is_elapsed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)), if settle.is_elapsed() => {
+                    let left = self.inflight.load(Ordering::Acquire);
+                    if left == 0 {
+                        log::info!("drained: exiting");
+                        std::process::exit(0);
+                    }
+                    if Instant::now() >= deadline {
+                        log::warn!("grace period over: exiting with {left} requests in flight");
+                        std::process::exit(0);
+                    }
+                }
+            }
         }
-        let left = self.inflight.load(Ordering::Acquire);
-        if left > 0 {
-            log::warn!("grace period over: exiting with {left} requests in flight");
-        } else {
-            log::info!("drained: exiting");
-        }
-        std::process::exit(0)
     }
 }
 
@@ -101,7 +113,7 @@ impl BackgroundService for Control {
                 _ = hup.recv() => self.reload().await,
                 _ = term.recv() => {
                     log::info!("SIGTERM: draining (grace period {:?})", self.grace);
-                    self.drain().await;
+                    self.drain(&mut int).await;
                 }
                 _ = int.recv() => {
                     log::info!("SIGINT: exiting now");
@@ -121,7 +133,7 @@ impl BackgroundService for Control {
                 }
                 _ = shutdown.changed() => {
                     // Pingora's own SIGTERM path; keep our bounded drain.
-                    self.drain().await;
+                    self.drain(&mut int).await;
                 }
             }
         }

@@ -224,11 +224,6 @@ impl ProxyHttp for Proxy {
                         "SWY_UPSTREAM_UNRESOLVED",
                         format!("upstream host name does not resolve ({})", pool.describe()),
                     ),
-                    NoMember::Unavailable if !ctx.tried.is_empty() => (
-                        StatusCode::BAD_GATEWAY,
-                        "SWY_UPSTREAM_UNREACHABLE",
-                        format!("no pool member accepted the connection ({})", pool.describe()),
-                    ),
                     NoMember::Unavailable => (
                         StatusCode::SERVICE_UNAVAILABLE,
                         "SWY_POOL_UNAVAILABLE",
@@ -260,6 +255,12 @@ impl ProxyHttp for Proxy {
             // Nothing was sent yet, so any request may go to the next member.
             if ctx.tried.len() < pool.size() {
                 e.set_retry(true);
+            } else {
+                ctx.pending = Some(PendingError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "SWY_POOL_UNAVAILABLE",
+                    reason: format!("no pool member accepted the connection ({})", pool.describe()),
+                });
             }
         }
         e

@@ -36,6 +36,13 @@ impl Upstreams {
     pub fn addr(&self, i: usize) -> SocketAddr {
         self.list[i].addr
     }
+
+    /// Starts another upstream on `addr` (one that was stopped) and keeps it running.
+    pub fn respawn(&mut self, name: &str, addr: SocketAddr) -> usize {
+        let up = self._rt.block_on(upstream::spawn_on(name, addr)).unwrap();
+        self.list.push(up);
+        self.list.len() - 1
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -335,4 +342,22 @@ pub fn internal_endpoint(api: &str, addr: SocketAddr) -> String {
     format!(
         "---\napiVersion: ngrok.k8s.ngrok.com/v1alpha1\nkind: AgentEndpoint\nmetadata:\n  name: {api}\nspec:\n  bindings: [internal]\n  url: https://{api}.internal\n  upstream:\n    url: http://{addr}\n"
     )
+}
+
+/// A CloudEndpoint on `http://localhost` that forwards by `X-Acme-Api`, after `extra_rules`
+/// (YAML list items, indented for `on_http_request`).
+pub fn cloud_endpoint(extra_rules: &str) -> String {
+    format!(
+        "---\napiVersion: ngrok.k8s.ngrok.com/v1alpha1\nkind: CloudEndpoint\nmetadata:\n  name: api\nspec:\n  url: http://localhost\n  trafficPolicy:\n    policy:\n      on_http_request:\n{extra_rules}        - actions:\n            - type: forward-internal\n              config:\n                url: https://${{getReqHeader('X-Acme-Api')[0]}}.internal\n"
+    )
+}
+
+/// Gateway + cloud endpoint + one internal endpoint per (api, addr).
+pub fn config(port: u16, extra_rules: &str, apis: &[(&str, SocketAddr)]) -> String {
+    let mut text = gateway_doc(port);
+    text.push_str(&cloud_endpoint(extra_rules));
+    for (api, addr) in apis {
+        text.push_str(&internal_endpoint(api, *addr));
+    }
+    text
 }
