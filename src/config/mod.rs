@@ -41,7 +41,12 @@ impl Loc {
 
 impl fmt::Display for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
+        // Line 0 stands for the file (or directory) as a whole.
+        if self.line == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{}:{}", self.file, self.line)
+        }
     }
 }
 
@@ -188,6 +193,8 @@ pub fn parse_sources<'a>(
     check_policy_names(&policies, &mut errors);
     let gateway = match gateway {
         Some((g, _)) => Some(g),
+        // Other errors come first: a broken file may be the one meant to hold the Gateway.
+        None if !errors.is_empty() => None,
         None => {
             errors.push(ConfigError {
                 loc: Loc {
