@@ -44,3 +44,6 @@ pub(crate) enum Step {
 
 /// Counts rule expressions that failed at run time (they make the rule not match).
 pub static EXPRESSION_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cfg(test)]
+mod tests;
