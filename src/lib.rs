@@ -4,6 +4,6 @@
 //! `gateway` (the only place that knows Pingora), `demo` (built-in upstreams).
 
 pub mod config;
-pub mod policy;
-pub mod gateway;
 pub mod demo;
+pub mod gateway;
+pub mod policy;

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use switchyard::gateway::{self, Compiled, Source};
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "An edge API gateway that runs ngrok-style Traffic Policies")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An edge API gateway that runs ngrok-style Traffic Policies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,9 +88,18 @@ fn print_summary(shown: &str, c: &Compiled) -> ExitCode {
         listeners.join(", ")
     );
     for r in &c.routes {
-        let kind = if r.url.is_internal() { "internal" } else { "public" };
+        let kind = if r.url.is_internal() {
+            "internal"
+        } else {
+            "public"
+        };
         match &r.pool {
-            Some(p) => println!("  {kind} {} -> pool of {}: {}", r.url, r.members, p.describe()),
+            Some(p) => println!(
+                "  {kind} {} -> pool of {}: {}",
+                r.url,
+                r.members,
+                p.describe()
+            ),
             None => println!("  {kind} {} (cloud endpoint: policy only)", r.url),
         }
     }

@@ -24,7 +24,10 @@ fn header_actions_edit_request_and_response() {
         "      on_http_response:\n        - expressions: [\"res.status_code == 200\"]\n          actions:\n            - type: add-headers\n              config:\n                headers: {x-served-by: \"${endpoint.name} ${res.headers['x-upstream'][0]}\"}\n            - type: remove-headers\n              config: {headers: [x-upstream]}\n",
     ));
     let gw = Gateway::start(&[("gw.yaml", &text)]);
-    let r = gw.get("/items", &[("X-Acme-Api", "catalog-eks"), ("X-Secret", "s3cr3t")]);
+    let r = gw.get(
+        "/items",
+        &[("X-Acme-Api", "catalog-eks"), ("X-Secret", "s3cr3t")],
+    );
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("\"x-client\":\"127.0.0.1\""), "{}", r.body);
     assert!(r.body.contains("\"x-path\":\"/items\""), "{}", r.body);
@@ -65,7 +68,11 @@ fn response_phase_can_replace_the_upstream_response() {
     let r = gw.get("/hidden", &[("X-Acme-Api", "orders-eks")]);
     assert_eq!((r.status, r.body.as_str()), (451, "unavailable"), "{r:?}");
     assert_eq!(r.upstream(), "");
-    assert_eq!(ups.list[0].hits(), 1, "the upstream answered; the policy replaced it");
+    assert_eq!(
+        ups.list[0].hits(),
+        1,
+        "the upstream answered; the policy replaced it"
+    );
     let r = gw.get("/shown", &[("X-Acme-Api", "orders-eks")]);
     assert_eq!((r.status, r.upstream()), (200, "orders-1"));
 }
@@ -77,7 +84,10 @@ fn on_error_continue_falls_through_to_the_next_action() {
     text.push_str("---\nkind: CloudEndpoint\nspec:\n  url: http://localhost\n  trafficPolicy:\n    policy:\n      on_http_request:\n        - actions:\n            - type: forward-internal\n              config:\n                url: https://${getReqHeader('X-Acme-Api')[0]}.internal\n                on_error: continue\n            - type: custom-response\n              config:\n                status_code: 502\n                body: \"fallback: ${actions.ngrok.forward_internal.error.code}\"\n");
     let gw = Gateway::start(&[("gw.yaml", &text)]);
     let r = gw.get("/", &[("X-Acme-Api", "nothing-here")]);
-    assert_eq!((r.status, r.body.as_str()), (502, "fallback: SWY_INTERNAL_NOT_FOUND"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (502, "fallback: SWY_INTERNAL_NOT_FOUND")
+    );
 }
 
 #[test]
@@ -95,7 +105,13 @@ fn internal_endpoints_run_their_own_policy_and_forward_loops_are_capped() {
     let gw = Gateway::start(&[("gw.yaml", &text)]);
     let r = gw.get("/events", &[("X-Acme-Api", "webhook-gke")]);
     assert_eq!(r.status, 405);
-    let r = request(gw.port, "POST", "/events", &[("X-Acme-Api", "webhook-gke")], "{\"event\":1}");
+    let r = request(
+        gw.port,
+        "POST",
+        "/events",
+        &[("X-Acme-Api", "webhook-gke")],
+        "{\"event\":1}",
+    );
     assert_eq!((r.status, r.upstream()), (200, "webhook-1"));
     assert!(r.body.contains("\"body_bytes\":11"), "{}", r.body);
     let r = gw.get("/", &[("X-Acme-Api", "loop-a")]);
@@ -109,9 +125,16 @@ fn a_rule_whose_expression_fails_does_not_match() {
     let port = free_port();
     // `getReqHeader('X-Flag')[0]` fails when the header is absent: the rule is skipped.
     let rules = "        - expressions: [\"getReqHeader('X-Flag')[0] == 'deny'\"]\n          actions:\n            - type: deny\n";
-    let gw = Gateway::start(&[("gw.yaml", &config(port, rules, &[("catalog-eks", ups.addr(0))]))]);
+    let gw = Gateway::start(&[(
+        "gw.yaml",
+        &config(port, rules, &[("catalog-eks", ups.addr(0))]),
+    )]);
     assert_eq!(gw.get("/", &[("X-Acme-Api", "catalog-eks")]).status, 200);
-    assert_eq!(gw.get("/", &[("X-Acme-Api", "catalog-eks"), ("x-flag", "deny")]).status, 403);
+    assert_eq!(
+        gw.get("/", &[("X-Acme-Api", "catalog-eks"), ("x-flag", "deny")])
+            .status,
+        403
+    );
 }
 
 #[test]
@@ -122,6 +145,9 @@ fn an_unresolvable_upstream_is_a_502_naming_the_endpoint() {
     let gw = Gateway::start(&[("gw.yaml", &text)]);
     let r = gw.get("/", &[("X-Acme-Api", "ghost")]);
     assert_eq!(r.status, 502, "{r:?}");
-    assert_eq!(r.header("x-switchyard-error"), Some("SWY_UPSTREAM_UNRESOLVED"));
+    assert_eq!(
+        r.header("x-switchyard-error"),
+        Some("SWY_UPSTREAM_UNRESOLVED")
+    );
     assert!(r.body.contains("https://ghost.internal"), "{}", r.body);
 }

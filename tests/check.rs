@@ -12,7 +12,8 @@ fn check(path: &std::path::Path) -> (bool, String) {
         .env("RUST_LOG", "off")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -23,9 +24,16 @@ fn conf_acme_names_exactly_the_actions_not_yet_supported() {
     assert!(!ok, "{out}");
     let errors: Vec<&str> = out.lines().filter(|l| l.contains(": action `")).collect();
     assert_eq!(errors.len(), 3, "{out}");
-    for (line, action) in [(15, "rate-limit"), (24, "owasp-crs-request"), (48, "owasp-crs-response")] {
+    for (line, action) in [
+        (15, "rate-limit"),
+        (24, "owasp-crs-request"),
+        (48, "owasp-crs-response"),
+    ] {
         let want = format!("cloudendpoint.yaml:{line}: action `{action}` is not supported yet");
-        assert!(errors.iter().any(|e| e.contains(&want)), "missing `{want}` in:\n{out}");
+        assert!(
+            errors.iter().any(|e| e.contains(&want)),
+            "missing `{want}` in:\n{out}"
+        );
     }
     assert!(out.contains("check failed: 3 error(s)"), "{out}");
 }
@@ -41,8 +49,20 @@ fn conf_acme_holds_the_scenario_manifests_byte_for_byte() {
     }
     let cloud = std::fs::read_to_string(root.join("conf/acme/cloudendpoint.yaml")).unwrap();
     let policy = std::fs::read_to_string(shared.join("scenario/policy.yaml")).unwrap();
-    let indented: String = policy.lines().map(|l| if l.is_empty() { "\n".to_string() } else { format!("      {l}\n") }).collect();
-    assert!(cloud.contains(&indented), "cloudendpoint.yaml must carry policy.yaml unchanged");
+    let indented: String = policy
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("      {l}\n")
+            }
+        })
+        .collect();
+    assert!(
+        cloud.contains(&indented),
+        "cloudendpoint.yaml must carry policy.yaml unchanged"
+    );
 }
 
 /// The scenario's files, unchanged, with a CloudEndpoint built from its policy minus the actions
@@ -63,7 +83,10 @@ fn scenario_files_load_unchanged_and_shapes_are_noted() {
         .filter(|chunk| !chunk.contains("rate-limit") && !chunk.contains("owasp-crs"))
         .collect();
     let policy = kept.join("\n    # ");
-    assert!(policy.contains("forward-internal") && !policy.contains("owasp"), "{policy}");
+    assert!(
+        policy.contains("forward-internal") && !policy.contains("owasp"),
+        "{policy}"
+    );
     let mut cloud = String::from(
         "kind: CloudEndpoint\napiVersion: ngrok.k8s.ngrok.com/v1alpha1\nspec:\n  url: http://api.acme.example\n  trafficPolicy:\n    policy:\n",
     );
@@ -73,11 +96,25 @@ fn scenario_files_load_unchanged_and_shapes_are_noted() {
     std::fs::write(dir.join("cloud.yaml"), cloud).unwrap();
     let (ok, out) = check(&dir);
     assert!(ok, "{out}");
-    assert!(out.contains("on_http_request is a single rule (a mapping)"), "{out}");
-    assert!(out.contains("a rule nested inside `actions` runs in place"), "{out}");
+    assert!(
+        out.contains("on_http_request is a single rule (a mapping)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("a rule nested inside `actions` runs in place"),
+        "{out}"
+    );
     assert!(out.contains("1 public, 4 internal"), "{out}");
-    assert!(out.contains("{deny when the expression holds}, [forward-internal]"), "{out}");
-    for host in ["catalog-svc.default:80", "orders-svc.default:8443", "inventory-svc.default:80", "webhook-svc.default:9000"] {
+    assert!(
+        out.contains("{deny when the expression holds}, [forward-internal]"),
+        "{out}"
+    );
+    for host in [
+        "catalog-svc.default:80",
+        "orders-svc.default:8443",
+        "inventory-svc.default:80",
+        "webhook-svc.default:9000",
+    ] {
         assert!(out.contains(host), "{host} in {out}");
     }
 }
@@ -125,7 +162,11 @@ fn config_errors_name_file_and_line() {
     for (i, (text, want, what)) in cases.iter().enumerate() {
         let file = dir.join(format!("case{i}.yaml"));
         let endpoint = text.contains("Endpoint");
-        let body = if endpoint { format!("{GATEWAY}{text}") } else { text.to_string() };
+        let body = if endpoint {
+            format!("{GATEWAY}{text}")
+        } else {
+            text.to_string()
+        };
         std::fs::write(&file, body).unwrap();
         let (ok, out) = check(&file);
         assert!(!ok, "{what}: {out}");
@@ -137,6 +178,9 @@ fn config_errors_name_file_and_line() {
             _ => want.to_string(),
         };
         let expected = format!("case{i}.yaml{want}");
-        assert!(out.contains(&expected), "{what}: expected `{expected}` in:\n{out}");
+        assert!(
+            out.contains(&expected),
+            "{what}: expected `{expected}` in:\n{out}"
+        );
     }
 }

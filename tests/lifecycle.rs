@@ -21,7 +21,10 @@ fn sighup_with_a_changed_policy_changes_behaviour() {
     assert!(gw.wait_log("reload applied", 1), "{}", gw.log_text());
     let r = gw.get("/v2", &[("X-Acme-Api", "catalog-eks")]);
     assert_eq!((r.status, r.body.as_str()), (410, "gone in v2"));
-    assert_eq!(gw.get("/v1", &[("X-Acme-Api", "catalog-eks")]).upstream(), "catalog-1");
+    assert_eq!(
+        gw.get("/v1", &[("X-Acme-Api", "catalog-eks")]).upstream(),
+        "catalog-1"
+    );
 }
 
 #[test]
@@ -30,8 +33,15 @@ fn sighup_with_a_broken_file_keeps_the_running_config() {
     let port = free_port();
     let apis = [("catalog-eks", ups.addr(0))];
     let gw = Gateway::start(&[("gw.yaml", &config(port, "", &apis))]);
-    let broken = config(port, "        - actions:\n            - type: teleport\n", &apis);
-    let line_no = 1 + broken.lines().position(|l| l.trim() == "- type: teleport").unwrap();
+    let broken = config(
+        port,
+        "        - actions:\n            - type: teleport\n",
+        &apis,
+    );
+    let line_no = 1 + broken
+        .lines()
+        .position(|l| l.trim() == "- type: teleport")
+        .unwrap();
     gw.write("gw.yaml", &broken);
     gw.signal(libc::SIGHUP);
     assert!(gw.wait_log("reload rejected", 1), "{}", gw.log_text());
@@ -85,17 +95,30 @@ fn a_burst_across_reloads_sees_no_error() {
     }
     std::thread::sleep(Duration::from_millis(150));
     stop.store(true, Ordering::Relaxed);
-    let failures: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let failures: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(ok.load(Ordering::Relaxed) > 100, "only {} requests", ok.load(Ordering::Relaxed));
-    assert!(ups.list[1].hits() > 0, "the second member joined after a reload");
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "only {} requests",
+        ok.load(Ordering::Relaxed)
+    );
+    assert!(
+        ups.list[1].hits() > 0,
+        "the second member joined after a reload"
+    );
 }
 
 #[test]
 fn a_pool_member_killed_mid_test_fails_no_request() {
     let ups = Upstreams::start(&["inventory-1", "inventory-2"]);
     let port = free_port();
-    let apis = [("inventory-gke", ups.addr(0)), ("inventory-gke", ups.addr(1))];
+    let apis = [
+        ("inventory-gke", ups.addr(0)),
+        ("inventory-gke", ups.addr(1)),
+    ];
     let gw = Gateway::start(&[("gw.yaml", &config(port, "", &apis))]);
     let mut answered_by = Vec::new();
     for i in 0..60 {
@@ -108,7 +131,10 @@ fn a_pool_member_killed_mid_test_fails_no_request() {
         answered_by.push(r.upstream().to_string());
     }
     assert!(answered_by[..20].iter().any(|u| u == "inventory-1"));
-    assert!(answered_by[20..].iter().all(|u| u == "inventory-2"), "{answered_by:?}");
+    assert!(
+        answered_by[20..].iter().all(|u| u == "inventory-2"),
+        "{answered_by:?}"
+    );
 }
 
 #[test]
@@ -123,9 +149,13 @@ fn a_pool_with_no_healthy_member_is_503_and_recovers() {
     let r = gw.get("/", &[("X-Acme-Api", "orders-eks")]);
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.header("x-switchyard-error"), Some("SWY_POOL_UNAVAILABLE"));
-    assert!(r.body.contains("https://orders-eks.internal"), "names the endpoint: {}", r.body);
+    assert!(
+        r.body.contains("https://orders-eks.internal"),
+        "names the endpoint: {}",
+        r.body
+    );
     // The member comes back on the same address; the active health check lets it in again.
-    let revived = ups.respawn("orders-1b", addr);
+    ups.respawn("orders-1b", addr);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let r = gw.get("/", &[("X-Acme-Api", "orders-eks")]);
@@ -137,31 +167,50 @@ fn a_pool_with_no_healthy_member_is_503_and_recovers() {
         assert!(Instant::now() < deadline, "member never came back");
         std::thread::sleep(Duration::from_millis(200));
     }
-    drop(revived);
 }
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish_then_exits() {
     let ups = Upstreams::start(&["catalog-1"]);
     let port = free_port();
-    let mut gw = Gateway::start(&[("gw.yaml", &config(port, "", &[("catalog-eks", ups.addr(0))]))]);
-    let slow = std::thread::spawn(move || request(port, "GET", "/slow/800", &[("X-Acme-Api", "catalog-eks")], ""));
+    let mut gw = Gateway::start(&[(
+        "gw.yaml",
+        &config(port, "", &[("catalog-eks", ups.addr(0))]),
+    )]);
+    let slow = std::thread::spawn(move || {
+        request(
+            port,
+            "GET",
+            "/slow/800",
+            &[("X-Acme-Api", "catalog-eks")],
+            "",
+        )
+    });
     std::thread::sleep(Duration::from_millis(200));
     let start = Instant::now();
     gw.signal(libc::SIGTERM);
     let r = slow.join().unwrap();
     assert_eq!((r.status, r.upstream()), (200, "catalog-1"));
-    let status = gw.wait_exit(Duration::from_secs(5)).expect("exits after draining");
+    let status = gw
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits after draining");
     assert!(status.success(), "{status}");
     // It exits once the slow request is done, not after the whole 3 s grace period.
-    assert!(start.elapsed() < Duration::from_millis(2500), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
 fn sigint_after_sigterm_stops_at_once() {
     let ups = Upstreams::start(&["catalog-1"]);
     let port = free_port();
-    let mut gw = Gateway::start(&[("gw.yaml", &config(port, "", &[("catalog-eks", ups.addr(0))]))]);
+    let mut gw = Gateway::start(&[(
+        "gw.yaml",
+        &config(port, "", &[("catalog-eks", ups.addr(0))]),
+    )]);
     let _slow = std::thread::spawn(move || {
         let mut c = Client::connect(port).unwrap();
         let _ = c.send("GET", "/slow/20000", &[("X-Acme-Api", "catalog-eks")], "");
@@ -169,7 +218,13 @@ fn sigint_after_sigterm_stops_at_once() {
     std::thread::sleep(Duration::from_millis(200));
     gw.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(gw.wait_exit(Duration::from_millis(10)).is_none(), "still draining");
+    assert!(
+        gw.wait_exit(Duration::from_millis(10)).is_none(),
+        "still draining"
+    );
     gw.signal(libc::SIGINT);
-    assert!(gw.wait_exit(Duration::from_secs(2)).is_some(), "SIGINT must stop it at once");
+    assert!(
+        gw.wait_exit(Duration::from_secs(2)).is_some(),
+        "SIGINT must stop it at once"
+    );
 }

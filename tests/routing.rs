@@ -7,10 +7,26 @@ use std::net::SocketAddr;
 
 /// The demo's scenario config on a free port, with one upstream per API and two for inventory.
 fn scenario() -> (Upstreams, Gateway) {
-    let ups = Upstreams::start(&["catalog-1", "orders-1", "inventory-1", "inventory-2", "webhook-1"]);
+    let ups = Upstreams::start(&[
+        "catalog-1",
+        "orders-1",
+        "inventory-1",
+        "inventory-2",
+        "webhook-1",
+    ]);
     let port = free_port();
-    let apis = ["catalog-eks", "orders-eks", "inventory-gke", "inventory-gke", "webhook-gke"];
-    let wiring: Vec<(&str, SocketAddr)> = apis.iter().enumerate().map(|(i, a)| (*a, ups.addr(i))).collect();
+    let apis = [
+        "catalog-eks",
+        "orders-eks",
+        "inventory-gke",
+        "inventory-gke",
+        "webhook-gke",
+    ];
+    let wiring: Vec<(&str, SocketAddr)> = apis
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (*a, ups.addr(i)))
+        .collect();
     let text = switchyard::demo::config_text(SocketAddr::from(([127, 0, 0, 1], port)), &wiring);
     let gw = Gateway::start(&[("acme.yaml", &text)]);
     (ups, gw)
@@ -36,10 +52,25 @@ fn routes_by_header_to_each_api() {
 #[test]
 fn forwarded_headers_reach_the_upstream_and_host_is_kept() {
     let (_ups, gw) = scenario();
-    let r = gw.get("/", &[("X-Acme-Api", "catalog-eks"), ("X-Forwarded-For", "203.0.113.9")]);
+    let r = gw.get(
+        "/",
+        &[
+            ("X-Acme-Api", "catalog-eks"),
+            ("X-Forwarded-For", "203.0.113.9"),
+        ],
+    );
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("\"x-forwarded-for\":\"203.0.113.9, 127.0.0.1\""), "{}", r.body);
-    assert!(r.body.contains("\"x-forwarded-proto\":\"http\""), "{}", r.body);
+    assert!(
+        r.body
+            .contains("\"x-forwarded-for\":\"203.0.113.9, 127.0.0.1\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("\"x-forwarded-proto\":\"http\""),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("\"host\":\"localhost\""), "{}", r.body);
 }
 
@@ -49,7 +80,9 @@ fn pool_members_share_the_traffic() {
     let mut client = Client::connect(gw.port).unwrap();
     let mut seen = std::collections::HashMap::new();
     for _ in 0..20 {
-        let r = client.send("GET", "/stock", &[("X-Acme-Api", "inventory-gke")], "").unwrap();
+        let r = client
+            .send("GET", "/stock", &[("X-Acme-Api", "inventory-gke")], "")
+            .unwrap();
         assert_eq!(r.status, 200);
         *seen.entry(r.upstream().to_string()).or_insert(0) += 1;
     }
@@ -63,7 +96,10 @@ fn unknown_api_is_404_with_error_code() {
     let (_ups, gw) = scenario();
     let r = gw.get("/", &[("X-Acme-Api", "billing")]);
     assert_eq!(r.status, 404);
-    assert_eq!(r.header("x-switchyard-error"), Some("SWY_INTERNAL_NOT_FOUND"));
+    assert_eq!(
+        r.header("x-switchyard-error"),
+        Some("SWY_INTERNAL_NOT_FOUND")
+    );
     assert!(r.body.contains("billing.internal"), "{}", r.body);
     // A value that is no host name at all is also just "not found".
     let r = gw.get("/", &[("X-Acme-Api", "a/b")]);
@@ -76,7 +112,11 @@ fn missing_header_is_400_naming_the_expression() {
     let r = gw.get("/", &[]);
     assert_eq!(r.status, 400);
     assert_eq!(r.header("x-switchyard-error"), Some("SWY_EXPRESSION_ERROR"));
-    assert!(r.body.contains("getReqHeader('X-Acme-Api')[0]"), "{}", r.body);
+    assert!(
+        r.body.contains("getReqHeader('X-Acme-Api')[0]"),
+        "{}",
+        r.body
+    );
     let r = gw.get("/", &[("Accept", "application/json")]);
     assert_eq!(r.status, 400);
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -88,21 +128,38 @@ fn missing_header_is_400_naming_the_expression() {
 #[test]
 fn internal_hosts_are_unreachable_from_outside() {
     let (ups, gw) = scenario();
-    for host in ["catalog-eks.internal", "catalog-eks.internal:443", "CATALOG-EKS.INTERNAL"] {
+    for host in [
+        "catalog-eks.internal",
+        "catalog-eks.internal:443",
+        "CATALOG-EKS.INTERNAL",
+    ] {
         let r = gw.get("/", &[("Host", host), ("X-Acme-Api", "catalog-eks")]);
         assert_eq!(r.status, 404, "{host}");
-        assert_eq!(r.header("x-switchyard-error"), Some("SWY_ENDPOINT_NOT_FOUND"));
+        assert_eq!(
+            r.header("x-switchyard-error"),
+            Some("SWY_ENDPOINT_NOT_FOUND")
+        );
         assert_eq!(r.upstream(), "");
     }
-    assert_eq!(ups.list[0].hits(), 0, "the catalog upstream must not have been reached");
+    assert_eq!(
+        ups.list[0].hits(),
+        0,
+        "the catalog upstream must not have been reached"
+    );
 }
 
 #[test]
 fn unknown_host_is_404() {
     let (_ups, gw) = scenario();
-    let r = gw.get("/", &[("Host", "evil.example"), ("X-Acme-Api", "catalog-eks")]);
+    let r = gw.get(
+        "/",
+        &[("Host", "evil.example"), ("X-Acme-Api", "catalog-eks")],
+    );
     assert_eq!(r.status, 404);
-    assert_eq!(r.header("x-switchyard-error"), Some("SWY_ENDPOINT_NOT_FOUND"));
+    assert_eq!(
+        r.header("x-switchyard-error"),
+        Some("SWY_ENDPOINT_NOT_FOUND")
+    );
 }
 
 #[test]
@@ -119,7 +176,8 @@ fn malformed_requests_get_4xx() {
     let (_ups, gw) = scenario();
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     s.write_all(b"GARBAGE\x01\x02 / HTTP/9\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);

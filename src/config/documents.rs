@@ -92,11 +92,18 @@ pub fn parse_document(doc: &Node, loc: &Loc) -> Result<Document, ConfigErrors> {
         if api_str != expected_api {
             return Err(loc
                 .at(api)
-                .error(format!("{kind_str} wants apiVersion `{expected_api}`, found `{api_str}`"))
+                .error(format!(
+                    "{kind_str} wants apiVersion `{expected_api}`, found `{api_str}`"
+                ))
                 .into());
         }
     }
-    known_keys(doc, loc, kind_str, &["apiVersion", "kind", "metadata", "spec"])?;
+    known_keys(
+        doc,
+        loc,
+        kind_str,
+        &["apiVersion", "kind", "metadata", "spec"],
+    )?;
     let spec = doc
         .get("spec")
         .ok_or_else(|| loc.error(format!("{kind_str} has no `spec`")))?;
@@ -118,9 +125,10 @@ pub fn parse_document(doc: &Node, loc: &Loc) -> Result<Document, ConfigErrors> {
         _ => {
             let name = name.ok_or_else(|| loc.error("NgrokTrafficPolicy needs metadata.name"))?;
             known_keys(spec, loc, "NgrokTrafficPolicy spec", &["policy"])?;
-            let policy = spec
-                .get("policy")
-                .ok_or_else(|| loc.at(spec).error("NgrokTrafficPolicy spec has no `policy`"))?;
+            let policy = spec.get("policy").ok_or_else(|| {
+                loc.at(spec)
+                    .error("NgrokTrafficPolicy spec has no `policy`")
+            })?;
             Ok(Document::Policy(NamedPolicy {
                 name,
                 loc: loc.at(policy),
@@ -157,22 +165,32 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
             "accessLog",
         ],
     )?;
-    for later in ["trustedProxies", "admin", "ipIntel", "waf", "rateLimit", "accessLog"] {
+    for later in [
+        "trustedProxies",
+        "admin",
+        "ipIntel",
+        "waf",
+        "rateLimit",
+        "accessLog",
+    ] {
         if let Some(n) = spec.get(later) {
             return Err(loc.at(n).error(format!(
                 "Gateway `{later}` is not supported yet by this build of Switchyard"
             )));
         }
     }
-    let listeners_node = spec
-        .get("listeners")
-        .ok_or_else(|| loc.at(spec).error("Gateway spec needs `listeners` (at least one)"))?;
+    let listeners_node = spec.get("listeners").ok_or_else(|| {
+        loc.at(spec)
+            .error("Gateway spec needs `listeners` (at least one)")
+    })?;
     let mut listeners = Vec::new();
     for l in read::seq(listeners_node, loc, "listeners")? {
         listeners.push(listener(l, loc)?);
     }
     if listeners.is_empty() {
-        return Err(loc.at(listeners_node).error("Gateway needs at least one listener"));
+        return Err(loc
+            .at(listeners_node)
+            .error("Gateway needs at least one listener"));
     }
     let threads = match spec.get("threads") {
         Some(n) => {
@@ -196,7 +214,12 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
 }
 
 fn listener(node: &Node, loc: &Loc) -> Result<ListenerSpec, ConfigError> {
-    known_keys(node, loc, "a listener", &["address", "tls", "proxyProtocol"])?;
+    known_keys(
+        node,
+        loc,
+        "a listener",
+        &["address", "tls", "proxyProtocol"],
+    )?;
     if let Some(n) = node.get("tls") {
         return Err(loc
             .at(n)
@@ -207,13 +230,15 @@ fn listener(node: &Node, loc: &Loc) -> Result<ListenerSpec, ConfigError> {
             return Err(loc.at(n).error("proxyProtocol is not supported yet"));
         }
     }
-    let addr = node
-        .get("address")
-        .ok_or_else(|| loc.at(node).error("a listener needs `address` (e.g. 0.0.0.0:8080)"))?;
+    let addr = node.get("address").ok_or_else(|| {
+        loc.at(node)
+            .error("a listener needs `address` (e.g. 0.0.0.0:8080)")
+    })?;
     let text = read::string(addr, loc, "address")?;
     let address = text.parse::<SocketAddr>().map_err(|_| {
-        loc.at(addr)
-            .error(format!("listener address `{text}` is not IP:port (e.g. 0.0.0.0:8080)"))
+        loc.at(addr).error(format!(
+            "listener address `{text}` is not IP:port (e.g. 0.0.0.0:8080)"
+        ))
     })?;
     Ok(ListenerSpec {
         address,
@@ -252,7 +277,12 @@ fn endpoint(
     let binding = bindings(spec, loc, &url)?;
     let upstream = match spec.get("upstream") {
         Some(up) => {
-            known_keys(up, loc, "upstream", &["url", "protocol", "proxyProtocolVersion"])?;
+            known_keys(
+                up,
+                loc,
+                "upstream",
+                &["url", "protocol", "proxyProtocolVersion"],
+            )?;
             if let Some(p) = up.get("protocol") {
                 let p_str = read::string(p, loc, "upstream.protocol")?;
                 if p_str != "http1" {
@@ -282,7 +312,9 @@ fn endpoint(
             })
         }
         None if kind == EndpointKind::Agent => {
-            return Err(loc.at(spec).error("AgentEndpoint spec needs `upstream.url`"))
+            return Err(loc
+                .at(spec)
+                .error("AgentEndpoint spec needs `upstream.url`"))
         }
         None => None,
     };
@@ -321,12 +353,12 @@ fn bindings(spec: &Node, loc: &Loc, url: &EndpointUrl) -> Result<Binding, Config
     let line = spec.get("bindings").unwrap_or(spec);
     match (url.is_internal(), binding) {
         (true, None | Some(Binding::Internal)) => Ok(Binding::Internal),
-        (true, Some(_)) => Err(loc
-            .at(line)
-            .error(format!("`{url}` ends in .internal, so its binding must be internal"))),
-        (false, Some(Binding::Internal)) => Err(loc
-            .at(line)
-            .error(format!("an internal endpoint's url must end in .internal, found `{url}`"))),
+        (true, Some(_)) => Err(loc.at(line).error(format!(
+            "`{url}` ends in .internal, so its binding must be internal"
+        ))),
+        (false, Some(Binding::Internal)) => Err(loc.at(line).error(format!(
+            "an internal endpoint's url must end in .internal, found `{url}`"
+        ))),
         (false, Some(Binding::Kubernetes)) => Err(loc
             .at(line)
             .error("the kubernetes binding is not supported yet")),
@@ -364,7 +396,10 @@ fn policy_source(spec: &Node, loc: &Loc) -> Result<Option<PolicySource>, ConfigE
             name: read::string(name, loc, "targetRef.name")?.to_string(),
         }));
     }
-    let policy = tp.get("policy").or_else(|| tp.get("inline")).expect("checked");
+    let policy = tp
+        .get("policy")
+        .or_else(|| tp.get("inline"))
+        .expect("checked");
     Ok(Some(PolicySource::Inline {
         loc: loc.at(policy),
         policy: policy.clone(),

@@ -115,8 +115,7 @@ pub fn config_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         .map_err(|e| loc.error(format!("cannot read directory: {e}")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.is_file()
-                && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
         })
         .collect();
     files.sort();
@@ -135,8 +134,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             file: file.display().to_string().into(),
             line: 0,
         };
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| loc.error(format!("cannot read: {e}")))?;
+        let text =
+            std::fs::read_to_string(file).map_err(|e| loc.error(format!("cannot read: {e}")))?;
         sources.push((loc.file, text));
     }
     let mut config = parse_sources(

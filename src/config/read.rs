@@ -4,21 +4,28 @@ use super::yaml::{Node, NodeKind};
 use super::{ConfigError, Loc};
 
 pub fn map<'n>(node: &'n Node, loc: &Loc, what: &str) -> Result<&'n [(Node, Node)], ConfigError> {
-    node.as_map()
-        .ok_or_else(|| loc.at(node).error(format!("{what} must be a mapping, found {}", node.describe())))
+    node.as_map().ok_or_else(|| {
+        loc.at(node).error(format!(
+            "{what} must be a mapping, found {}",
+            node.describe()
+        ))
+    })
 }
 
 pub fn seq<'n>(node: &'n Node, loc: &Loc, what: &str) -> Result<&'n [Node], ConfigError> {
-    node.as_seq()
-        .ok_or_else(|| loc.at(node).error(format!("{what} must be a list, found {}", node.describe())))
+    node.as_seq().ok_or_else(|| {
+        loc.at(node)
+            .error(format!("{what} must be a list, found {}", node.describe()))
+    })
 }
 
 pub fn string<'n>(node: &'n Node, loc: &Loc, what: &str) -> Result<&'n str, ConfigError> {
     match &node.kind {
         NodeKind::Scalar(s, _) if !node.is_null() => Ok(s),
-        _ => Err(loc
-            .at(node)
-            .error(format!("{what} must be a string, found {}", node.describe()))),
+        _ => Err(loc.at(node).error(format!(
+            "{what} must be a string, found {}",
+            node.describe()
+        ))),
     }
 }
 
@@ -32,9 +39,10 @@ pub fn boolean(node: &Node, loc: &Loc, what: &str) -> Result<bool, ConfigError> 
 
 pub fn integer(node: &Node, loc: &Loc, what: &str) -> Result<i64, ConfigError> {
     match &node.kind {
-        NodeKind::Scalar(s, false) => s
-            .parse::<i64>()
-            .map_err(|_| loc.at(node).error(format!("{what} must be an integer, found `{s}`"))),
+        NodeKind::Scalar(s, false) => s.parse::<i64>().map_err(|_| {
+            loc.at(node)
+                .error(format!("{what} must be an integer, found `{s}`"))
+        }),
         _ => Err(loc.at(node).error(format!("{what} must be an integer"))),
     }
 }
@@ -57,8 +65,9 @@ pub fn known_keys(node: &Node, loc: &Loc, what: &str, allowed: &[&str]) -> Resul
 pub fn duration(node: &Node, loc: &Loc, what: &str) -> Result<std::time::Duration, ConfigError> {
     let s = string(node, loc, what)?;
     parse_duration(s).ok_or_else(|| {
-        loc.at(node)
-            .error(format!("{what} `{s}` is not a duration (e.g. 500ms, 10s, 5m, 1h)"))
+        loc.at(node).error(format!(
+            "{what} `{s}` is not a duration (e.g. 500ms, 10s, 5m, 1h)"
+        ))
     })
 }
 
@@ -83,9 +92,18 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("1s"), Some(std::time::Duration::from_secs(1)));
-        assert_eq!(parse_duration("10m"), Some(std::time::Duration::from_secs(600)));
-        assert_eq!(parse_duration("250ms"), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("1s"),
+            Some(std::time::Duration::from_secs(1))
+        );
+        assert_eq!(
+            parse_duration("10m"),
+            Some(std::time::Duration::from_secs(600))
+        );
+        assert_eq!(
+            parse_duration("250ms"),
+            Some(std::time::Duration::from_millis(250))
+        );
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("s"), None);
     }

@@ -54,7 +54,8 @@ impl EndpointUrl {
                 "endpoint url `{raw}` must not have a path, query or user info"
             ));
         }
-        let (host, port) = split_host_port(rest).map_err(|e| format!("endpoint url `{raw}`: {e}"))?;
+        let (host, port) =
+            split_host_port(rest).map_err(|e| format!("endpoint url `{raw}`: {e}"))?;
         Ok(EndpointUrl { scheme, host, port })
     }
 
@@ -115,9 +116,12 @@ impl UpstreamUrl {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '?', '#', '@']) {
-            return Err(format!("upstream url `{raw}` must not have a path or query"));
+            return Err(format!(
+                "upstream url `{raw}` must not have a path or query"
+            ));
         }
-        let (host, port) = split_host_port(rest).map_err(|e| format!("upstream url `{raw}`: {e}"))?;
+        let (host, port) =
+            split_host_port(rest).map_err(|e| format!("upstream url `{raw}`: {e}"))?;
         Ok(UpstreamUrl {
             scheme,
             host,

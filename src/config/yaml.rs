@@ -177,6 +177,9 @@ mod tests {
     #[test]
     fn aliases_resolve() {
         let docs = parse_documents("a: &x {k: v}\nb: *x\n").unwrap();
-        assert_eq!(docs[0].get("b").unwrap().get("k").unwrap().as_str(), Some("v"));
+        assert_eq!(
+            docs[0].get("b").unwrap().get("k").unwrap().as_str(),
+            Some("v")
+        );
     }
 }

@@ -99,7 +99,8 @@ pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
         })?;
     let mut upstreams = Vec::new();
     for (api, addr) in rx.recv()? {
-        let addr = addr.map_err(|kind| anyhow::anyhow!("cannot start the demo upstreams: {kind}"))?;
+        let addr =
+            addr.map_err(|kind| anyhow::anyhow!("cannot start the demo upstreams: {kind}"))?;
         upstreams.push((api, addr));
     }
     let text = config_text(listen, &upstreams);

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::watch;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 /// A running upstream: its address, how many requests it answered, and a way to stop it
 /// (closing its listener and every open connection, as a crashed process would).
@@ -98,7 +98,10 @@ async fn serve(stream: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Re
         let mut body = vec![0u8; content_length];
         reader.read_exact(&mut body).await?;
         hits.fetch_add(1, Ordering::SeqCst);
-        if let Some(ms) = path.strip_prefix("/slow/").and_then(|m| m.parse::<u64>().ok()) {
+        if let Some(ms) = path
+            .strip_prefix("/slow/")
+            .and_then(|m| m.parse::<u64>().ok())
+        {
             tokio::time::sleep(std::time::Duration::from_millis(ms.min(30_000))).await;
         }
         let api = name.rsplit_once('-').map(|(a, _)| a).unwrap_or(name);

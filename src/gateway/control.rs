@@ -23,12 +23,16 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn load(&self, previous: Option<&Compiled>) -> Result<Compiled, crate::config::ConfigErrors> {
+    pub fn load(
+        &self,
+        previous: Option<&Compiled>,
+    ) -> Result<Compiled, crate::config::ConfigErrors> {
         let config = match self {
             Source::Path(p) => crate::config::load(p)?,
-            Source::Text(t) => {
-                crate::config::parse_sources([(Arc::from("<built-in demo>"), &**t)], "<built-in demo>")?
-            }
+            Source::Text(t) => crate::config::parse_sources(
+                [(Arc::from("<built-in demo>"), &**t)],
+                "<built-in demo>",
+            )?,
         };
         Compiled::build(&config, previous)
     }
@@ -102,7 +106,9 @@ impl BackgroundService for Control {
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
         ) else {
-            log::error!("cannot install signal handlers; reload and shutdown use Pingora's defaults");
+            log::error!(
+                "cannot install signal handlers; reload and shutdown use Pingora's defaults"
+            );
             return;
         };
         let mut health = tokio::time::interval(HEALTH_EVERY);

@@ -151,7 +151,10 @@ impl Pool {
         let f = map.entry(addr).or_default();
         f.in_a_row += 1;
         if f.in_a_row >= EJECT_AFTER {
-            log::warn!("pool member {addr} ejected after {} failed connections", f.in_a_row);
+            log::warn!(
+                "pool member {addr} ejected after {} failed connections",
+                f.in_a_row
+            );
             f.ejected_until = Some(Instant::now() + EJECT_FOR);
             f.in_a_row = 0;
         }

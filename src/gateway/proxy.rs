@@ -164,7 +164,13 @@ impl ProxyHttp for Proxy {
         let host = request_host(session.req_header()).to_ascii_lowercase();
         let Some(mut route_id) = cfg.public_route(&host) else {
             let reason = format!("no endpoint serves host `{host}`");
-            let r = error_reply(StatusCode::NOT_FOUND, "SWY_ENDPOINT_NOT_FOUND", None, &reason, json);
+            let r = error_reply(
+                StatusCode::NOT_FOUND,
+                "SWY_ENDPOINT_NOT_FOUND",
+                None,
+                &reason,
+                json,
+            );
             return self.answer(session, ctx, r).await;
         };
         loop {
@@ -203,7 +209,13 @@ impl ProxyHttp for Proxy {
                         "forward-internal to `{}` exceeds the depth limit of {MAX_FORWARDS}",
                         cfg.routes[next].info.url
                     );
-                    let r = error_reply(StatusCode::LOOP_DETECTED, "SWY_FORWARD_LOOP", url, &reason, json);
+                    let r = error_reply(
+                        StatusCode::LOOP_DETECTED,
+                        "SWY_FORWARD_LOOP",
+                        url,
+                        &reason,
+                        json,
+                    );
                     return self.answer(session, ctx, r).await;
                 }
                 Outcome::Forward(next) => route_id = next,
@@ -230,7 +242,11 @@ impl ProxyHttp for Proxy {
                         format!("no healthy pool member ({})", pool.describe()),
                     ),
                 };
-                ctx.pending = Some(PendingError { status, code, reason });
+                ctx.pending = Some(PendingError {
+                    status,
+                    code,
+                    reason,
+                });
                 return Err(Error::explain(ErrorType::HTTPStatus(status.as_u16()), code));
             }
         };
@@ -259,7 +275,10 @@ impl ProxyHttp for Proxy {
                 ctx.pending = Some(PendingError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     code: "SWY_POOL_UNAVAILABLE",
-                    reason: format!("no pool member accepted the connection ({})", pool.describe()),
+                    reason: format!(
+                        "no pool member accepted the connection ({})",
+                        pool.describe()
+                    ),
                 });
             }
         }
@@ -291,7 +310,11 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         let conn = ctx.conn.as_ref().expect("conn info");
         let client = conn.client_ip.to_string();
-        let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match upstream
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
             Some(prev) => format!("{prev}, {client}"),
             None => client,
         };
@@ -373,7 +396,9 @@ impl ProxyHttp for Proxy {
                     ErrorType::ConnectTimedout
                     | ErrorType::ConnectRefused
                     | ErrorType::ConnectNoRoute
-                    | ErrorType::ConnectError => (StatusCode::BAD_GATEWAY, "SWY_UPSTREAM_UNREACHABLE"),
+                    | ErrorType::ConnectError => {
+                        (StatusCode::BAD_GATEWAY, "SWY_UPSTREAM_UNREACHABLE")
+                    }
                     ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
                         (StatusCode::GATEWAY_TIMEOUT, "SWY_UPSTREAM_TIMEOUT")
                     }
@@ -385,7 +410,7 @@ impl ProxyHttp for Proxy {
         };
         let status = reply.status.as_u16();
         // A response may already be on its way; then the connection can only be closed.
-        if !session.response_written().is_some() {
+        if session.response_written().is_none() {
             if let Err(err) = reply::write(session, &reply).await {
                 log::debug!("could not send the error response: {err}");
             }

@@ -114,12 +114,22 @@ impl Compiled {
     }
 }
 
-fn members_of<'a>(groups: &'a [(EndpointUrl, Vec<&'a EndpointDoc>)], url: &EndpointUrl) -> &'a [&'a EndpointDoc] {
-    &groups.iter().find(|(u, _)| u == url).expect("route from group").1
+fn members_of<'a>(
+    groups: &'a [(EndpointUrl, Vec<&'a EndpointDoc>)],
+    url: &EndpointUrl,
+) -> &'a [&'a EndpointDoc] {
+    &groups
+        .iter()
+        .find(|(u, _)| u == url)
+        .expect("route from group")
+        .1
 }
 
 fn pool_key(key: &[crate::config::UpstreamUrl]) -> String {
-    key.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(" ")
+    key.iter()
+        .map(|u| u.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn build_route(
@@ -203,9 +213,11 @@ fn compile_policy(
         }),
         Some(PolicySource::Inline { loc, policy }) => policy::compile(policy, loc),
         Some(PolicySource::Named { loc, name }) => {
-            let named = config.policies.iter().find(|p| &p.name == name).ok_or_else(|| {
-                vec![loc.error(format!("no NgrokTrafficPolicy named `{name}`"))]
-            })?;
+            let named = config
+                .policies
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| vec![loc.error(format!("no NgrokTrafficPolicy named `{name}`"))])?;
             policy::compile(&named.policy, &named.loc)
         }
     }

@@ -91,7 +91,8 @@ impl Cx {
 
     fn rule(&mut self, node: &Node, phase: Phase) -> Option<Rule> {
         let loc = self.loc.clone();
-        if let Err(e) = read::known_keys(node, &loc, "a rule", &["name", "expressions", "actions"]) {
+        if let Err(e) = read::known_keys(node, &loc, "a rule", &["name", "expressions", "actions"])
+        {
             self.errors.push(e);
             return None;
         }
@@ -105,7 +106,8 @@ impl Cx {
         };
         let expressions = self.expressions(node.get("expressions"), phase);
         let Some(actions_node) = node.get("actions") else {
-            self.errors.push(loc.at(node).error("a rule needs `actions`"));
+            self.errors
+                .push(loc.at(node).error("a rule needs `actions`"));
             return None;
         };
         let list = match read::seq(actions_node, &loc, "actions") {
@@ -168,8 +170,8 @@ impl Cx {
         phase: Phase,
     ) -> Option<(&'static str, Box<dyn actions::Action>)> {
         let loc = self.loc.at(entry);
-        let result = read::known_keys(entry, &self.loc, "an action", &["type", "config"])
-            .and_then(|_| {
+        let result =
+            read::known_keys(entry, &self.loc, "an action", &["type", "config"]).and_then(|_| {
                 let kind = entry
                     .get("type")
                     .ok_or_else(|| loc.error("an action needs `type`"))?;

@@ -74,7 +74,10 @@ impl ActionVars {
     }
 
     pub fn get(&self, path: &str) -> Option<&cel::Value> {
-        self.entries.iter().find(|(k, _)| *k == path).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == path)
+            .map(|(_, v)| v)
     }
 
     /// All of them as the CEL map `actions.ngrok`.
@@ -82,7 +85,12 @@ impl ActionVars {
         let map: std::collections::HashMap<String, cel::Value> = self
             .entries
             .iter()
-            .map(|(k, v)| (k.trim_start_matches("actions.ngrok.").to_string(), v.clone()))
+            .map(|(k, v)| {
+                (
+                    k.trim_start_matches("actions.ngrok.").to_string(),
+                    v.clone(),
+                )
+            })
             .collect();
         map.into()
     }

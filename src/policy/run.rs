@@ -41,17 +41,19 @@ fn matches(rule: &Rule, cx: &ActionCx<'_>) -> bool {
         return true;
     }
     let scope = cx.scope();
-    rule.expressions.iter().all(|e| match e.eval_bool(cx.env, &scope) {
-        Ok(b) => b,
-        Err(err) => {
-            EXPRESSION_ERRORS.fetch_add(1, Ordering::Relaxed);
-            log::warn!(
-                "rule {} does not match: {err}",
-                rule.name.as_deref().unwrap_or("(unnamed)")
-            );
-            false
-        }
-    })
+    rule.expressions
+        .iter()
+        .all(|e| match e.eval_bool(cx.env, &scope) {
+            Ok(b) => b,
+            Err(err) => {
+                EXPRESSION_ERRORS.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "rule {} does not match: {err}",
+                    rule.name.as_deref().unwrap_or("(unnamed)")
+                );
+                false
+            }
+        })
 }
 
 fn run_rule(rule: &Rule, cx: &mut ActionCx<'_>) -> Option<Outcome> {
@@ -71,7 +73,10 @@ fn run_rule(rule: &Rule, cx: &mut ActionCx<'_>) -> Option<Outcome> {
                 Ok(Flow::Forward(id)) => return Some(Outcome::Forward(id)),
                 Err(e) if action.on_error() == OnError::Halt => return Some(Outcome::Error(e)),
                 Err(e) => {
-                    log::debug!("action failed, continuing (on_error: continue): {}", e.message);
+                    log::debug!(
+                        "action failed, continuing (on_error: continue): {}",
+                        e.message
+                    );
                     if let Some(path) = action.vars_path() {
                         cx.vars.set(path, error_vars(&e));
                     }
@@ -84,8 +89,14 @@ fn run_rule(rule: &Rule, cx: &mut ActionCx<'_>) -> Option<Outcome> {
 
 fn error_vars(e: &ActionError) -> Value {
     let mut err = HashMap::new();
-    err.insert("code".to_string(), Value::String(Arc::new(e.code.to_string())));
-    err.insert("message".to_string(), Value::String(Arc::new(e.message.clone())));
+    err.insert(
+        "code".to_string(),
+        Value::String(Arc::new(e.code.to_string())),
+    );
+    err.insert(
+        "message".to_string(),
+        Value::String(Arc::new(e.message.clone())),
+    );
     let mut top = HashMap::new();
     top.insert("error".to_string(), Value::from(err));
     top.into()

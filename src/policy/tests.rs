@@ -106,7 +106,11 @@ fn interpolation_error_halts_with_400() {
         Outcome::Error(e) => {
             assert_eq!(e.status, 400);
             assert_eq!(e.code, "SWY_EXPRESSION_ERROR");
-            assert!(e.message.contains("getReqHeader('X-Acme-Api')[0]"), "{}", e.message);
+            assert!(
+                e.message.contains("getReqHeader('X-Acme-Api')[0]"),
+                "{}",
+                e.message
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -166,9 +170,13 @@ fn phase_given_as_one_rule_is_noted() {
     let node = parse_documents(SEED).unwrap().remove(0);
     let compiled = compile(&node, &loc()).unwrap();
     assert_eq!(compiled.notes.len(), 2, "{:?}", compiled.notes);
-    assert!(compiled.notes[1].contains(
-        "3 rule(s): [add-headers], {deny when the expression holds}, [forward-internal]"
-    ), "{:?}", compiled.notes);
+    assert!(
+        compiled.notes[1].contains(
+            "3 rule(s): [add-headers], {deny when the expression holds}, [forward-internal]"
+        ),
+        "{:?}",
+        compiled.notes
+    );
 }
 
 #[test]

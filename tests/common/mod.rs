@@ -75,9 +75,15 @@ pub fn shared_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var_os("SWITCHYARD_REQUIRE_SHARED").is_some() {
-        panic!("{} is missing, and SWITCHYARD_REQUIRE_SHARED is set", dir.display());
+        panic!(
+            "{} is missing, and SWITCHYARD_REQUIRE_SHARED is set",
+            dir.display()
+        );
     }
-    eprintln!("skipping: {} not found (set SWITCHYARD_SHARED)", dir.display());
+    eprintln!(
+        "skipping: {} not found (set SWITCHYARD_SHARED)",
+        dir.display()
+    );
     None
 }
 
@@ -109,7 +115,9 @@ impl Gateway {
             .args(["run", "--config"])
             .arg(&dir)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::from(std::fs::File::create(dir.join("stdout.log")).unwrap()))
+            .stdout(Stdio::from(
+                std::fs::File::create(dir.join("stdout.log")).unwrap(),
+            ))
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
             .unwrap();
@@ -134,7 +142,11 @@ impl Gateway {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("gateway did not listen on {}:\n{}", self.port, self.log_text());
+        panic!(
+            "gateway did not listen on {}:\n{}",
+            self.port,
+            self.log_text()
+        );
     }
 
     pub fn write(&self, name: &str, text: &str) {
@@ -267,7 +279,13 @@ impl Client {
     }
 }
 
-pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
     let mut c = Client::connect(port).expect("connect to the gateway");
     c.send(method, path, headers, body).expect("a response")
 }

@@ -20,7 +20,10 @@ pub fn build(cfg: &ActionConfig<'_>) -> Result<Box<dyn Action>, ConfigError> {
     let node = cfg.require("headers")?;
     let headers = header_templates(cfg, node)?;
     if headers.is_empty() {
-        return Err(cfg.loc.at(node).error("add-headers needs at least one header"));
+        return Err(cfg
+            .loc
+            .at(node)
+            .error("add-headers needs at least one header"));
     }
     Ok(Box::new(AddHeaders { headers }))
 }

@@ -44,12 +44,18 @@ pub(super) fn header_templates(
     let mut out = Vec::with_capacity(entries.len());
     for (k, v) in entries {
         let name = read::string(k, &cfg.loc, "a header name")?;
-        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|_| cfg.loc.at(k).error(format!("`{name}` is not a valid header name")))?;
+        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+            cfg.loc
+                .at(k)
+                .error(format!("`{name}` is not a valid header name"))
+        })?;
         let value = cfg.template(v, "a header value")?;
         if let Some(lit) = value.literal() {
-            HeaderValue::from_str(lit)
-                .map_err(|_| cfg.loc.at(v).error(format!("`{lit}` is not a valid header value")))?;
+            HeaderValue::from_str(lit).map_err(|_| {
+                cfg.loc
+                    .at(v)
+                    .error(format!("`{lit}` is not a valid header value"))
+            })?;
         }
         out.push((name, value));
     }

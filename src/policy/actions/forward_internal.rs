@@ -17,7 +17,10 @@ pub fn build(cfg: &ActionConfig<'_>) -> Result<Box<dyn Action>, ConfigError> {
     if let Some(b) = cfg.get("binding") {
         let binding = read::string(b, &cfg.loc, "binding")?;
         if binding != "internal" {
-            return Err(cfg.loc.at(b).error("forward-internal binding must be `internal`"));
+            return Err(cfg
+                .loc
+                .at(b)
+                .error("forward-internal binding must be `internal`"));
         }
     }
     let url_node = cfg.require("url")?;
@@ -40,7 +43,8 @@ fn not_found(message: String) -> ActionError {
 }
 
 fn target(url: &str) -> Result<EndpointUrl, ActionError> {
-    let parsed = EndpointUrl::parse(url).map_err(|e| not_found(format!("no internal endpoint: {e}")))?;
+    let parsed =
+        EndpointUrl::parse(url).map_err(|e| not_found(format!("no internal endpoint: {e}")))?;
     if !parsed.is_internal() {
         return Err(not_found(format!(
             "forward-internal target `{url}` is not an internal (.internal) URL"

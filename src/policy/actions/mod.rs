@@ -118,10 +118,8 @@ impl<'a> ActionConfig<'a> {
     }
 
     pub fn require(&self, key: &str) -> Result<&'a Node, ConfigError> {
-        self.get(key).ok_or_else(|| {
-            self.loc
-                .error(format!("{} needs config.{key}", self.kind))
-        })
+        self.get(key)
+            .ok_or_else(|| self.loc.error(format!("{} needs config.{key}", self.kind)))
     }
 
     pub fn template(&self, node: &Node, what: &str) -> Result<Template, ConfigError> {
@@ -138,7 +136,11 @@ impl<'a> ActionConfig<'a> {
             .ok()
             .filter(|c| (100..=599).contains(c))
             .and_then(|c| StatusCode::from_u16(c).ok())
-            .ok_or_else(|| self.loc.at(n).error(format!("{key} must be an HTTP status (100-599)")))
+            .ok_or_else(|| {
+                self.loc
+                    .at(n)
+                    .error(format!("{key} must be an HTTP status (100-599)"))
+            })
     }
 
     pub fn on_error(&self) -> Result<OnError, ConfigError> {

@@ -18,14 +18,20 @@ pub fn build(cfg: &ActionConfig<'_>) -> Result<Box<dyn Action>, ConfigError> {
     let node = cfg.require("headers")?;
     let list = read::seq(node, &cfg.loc, "headers")?;
     if list.is_empty() || list.len() > 10 {
-        return Err(cfg.loc.at(node).error("remove-headers takes 1 to 10 header names"));
+        return Err(cfg
+            .loc
+            .at(node)
+            .error("remove-headers takes 1 to 10 header names"));
     }
     let mut headers = Vec::with_capacity(list.len());
     for n in list {
         let name = read::string(n, &cfg.loc, "a header name")?;
         headers.push(
-            HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-                .map_err(|_| cfg.loc.at(n).error(format!("`{name}` is not a valid header name")))?,
+            HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+                cfg.loc
+                    .at(n)
+                    .error(format!("`{name}` is not a valid header name"))
+            })?,
         );
     }
     Ok(Box::new(RemoveHeaders { headers }))
@@ -45,7 +51,10 @@ impl Action for RemoveHeaders {
             }
         }
         let mut vars = HashMap::new();
-        vars.insert("headers_removed".to_string(), Value::List(Arc::new(removed)));
+        vars.insert(
+            "headers_removed".to_string(),
+            Value::List(Arc::new(removed)),
+        );
         cx.vars.set("actions.ngrok.remove_headers", vars.into());
         Ok(Flow::Next)
     }

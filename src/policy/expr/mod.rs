@@ -129,7 +129,9 @@ pub fn stringify(v: &Value, out: &mut String) {
         }
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Null => {}
-        Value::Timestamp(t) => out.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        Value::Timestamp(t) => {
+            out.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }
         Value::Bytes(b) => out.push_str(&String::from_utf8_lossy(b)),
         Value::List(items) => {
             for (i, item) in items.iter().enumerate() {

@@ -22,8 +22,8 @@ impl Template {
                 parts.push(Part::Lit(rest[..start].to_string()));
             }
             let body = &rest[start + 2..];
-            let end = closing_brace(body)
-                .ok_or_else(|| format!("unterminated `${{` in `{src}`"))?;
+            let end =
+                closing_brace(body).ok_or_else(|| format!("unterminated `${{` in `{src}`"))?;
             let expr = &body[..end];
             if expr.trim().is_empty() {
                 return Err(format!("empty `${{}}` in `{src}`"));
@@ -96,8 +96,11 @@ mod tests {
 
     #[test]
     fn splits_parts() {
-        let t = Template::compile("https://${getReqHeader('X-Acme-Api')[0]}.internal", Phase::Request)
-            .unwrap();
+        let t = Template::compile(
+            "https://${getReqHeader('X-Acme-Api')[0]}.internal",
+            Phase::Request,
+        )
+        .unwrap();
         assert_eq!(t.parts.len(), 3);
         assert!(t.literal().is_none());
         let t = Template::compile("plain", Phase::Request).unwrap();
