@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Switchyard's build and tests need (idempotent).
+# Pingora's zlib-ng needs cmake; the rest is the usual C toolchain.
+set -euo pipefail
+packages=(cmake perl make gcc g++ pkg-config curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+run() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+export DEBIAN_FRONTEND=noninteractive
+run apt-get update -qq
+run apt-get install -y -qq "${missing[@]}"
