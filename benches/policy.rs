@@ -118,7 +118,15 @@ fn bench(c: &mut Criterion) {
     });
 
     c.bench_function("policy/compile_scenario_policy", |b| {
-        b.iter(|| black_box(compile(&node, &loc).ok().unwrap().policy.has_response_rules()))
+        b.iter(|| {
+            black_box(
+                compile(&node, &loc)
+                    .ok()
+                    .unwrap()
+                    .policy
+                    .has_response_rules(),
+            )
+        })
     });
 }
 

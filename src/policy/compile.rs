@@ -68,9 +68,11 @@ impl Cx {
         match &node.kind {
             NodeKind::Seq(rules) => rules.iter().filter_map(|r| self.rule(r, phase)).collect(),
             NodeKind::Map(_) => {
+                // This note goes before those of the rules nested inside, in file order.
+                let at = self.notes.len();
                 let rule = self.rule(node, phase);
                 if let Some(rule) = &rule {
-                    self.notes.push(format!(
+                    self.notes.insert(at, format!(
                         "{}: note: {name} is a single rule (a mapping), not a list of rules; read as {}",
                         self.loc.at(node),
                         describe(std::slice::from_ref(rule))
@@ -124,9 +126,9 @@ impl Cx {
             if is_nested {
                 if let Some(inner) = self.rule(entry, phase) {
                     self.notes.push(format!(
-                        "{}: note: a rule nested inside `actions` runs in place when its expressions hold: {}",
+                        "{}: note: a rule nested inside `actions` runs in place, in order, when its expressions hold: {}",
                         loc.at(entry),
-                        describe(std::slice::from_ref(&inner))
+                        inner_names(&inner)
                     ));
                     steps.push(Step::Rule(inner));
                 }
@@ -213,17 +215,9 @@ pub fn describe(rules: &[Rule]) -> String {
                 Step::Action(kind, _) => plain.push(kind.to_string()),
                 Step::Rule(inner) => {
                     flush(&mut plain, &mut groups);
-                    let names: Vec<String> = inner
-                        .steps
-                        .iter()
-                        .map(|s| match s {
-                            Step::Action(kind, _) => kind.to_string(),
-                            Step::Rule(_) => "a nested rule".into(),
-                        })
-                        .collect();
                     groups.push(format!(
                         "{{{} when the expression holds}}",
-                        names.join(", ")
+                        inner_names(inner)
                     ));
                 }
             }
@@ -231,4 +225,17 @@ pub fn describe(rules: &[Rule]) -> String {
         flush(&mut plain, &mut groups);
     }
     format!("{} rule(s): {}", groups.len(), groups.join(", "))
+}
+
+/// `deny, add-headers`: the actions of a nested rule.
+fn inner_names(rule: &Rule) -> String {
+    let names: Vec<&str> = rule
+        .steps
+        .iter()
+        .map(|s| match s {
+            Step::Action(kind, _) => *kind,
+            Step::Rule(_) => "a nested rule",
+        })
+        .collect();
+    names.join(", ")
 }

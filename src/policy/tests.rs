@@ -171,7 +171,7 @@ fn phase_given_as_one_rule_is_noted() {
     let compiled = compile(&node, &loc()).unwrap();
     assert_eq!(compiled.notes.len(), 2, "{:?}", compiled.notes);
     assert!(
-        compiled.notes[1].contains(
+        compiled.notes[0].contains(
             "3 rule(s): [add-headers], {deny when the expression holds}, [forward-internal]"
         ),
         "{:?}",
