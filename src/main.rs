@@ -97,7 +97,7 @@ fn print_summary(shown: &str, c: &Compiled) -> ExitCode {
             Some(p) => println!(
                 "  {kind} {} -> pool of {}: {}",
                 r.url,
-                r.members,
+                r.upstreams.len(),
                 p.describe()
             ),
             None => println!("  {kind} {} (cloud endpoint: policy only)", r.url),

@@ -92,6 +92,22 @@ fn pool_members_share_the_traffic() {
 }
 
 #[test]
+fn upstream_connections_are_kept_alive() {
+    let (ups, gw) = scenario();
+    for _ in 0..30 {
+        // A new client connection each time: reuse must come from the gateway's upstream pool.
+        let r = gw.get("/", &[("X-Acme-Api", "orders-eks")]);
+        assert_eq!(r.upstream(), "orders-1");
+    }
+    assert_eq!(ups.list[1].hits(), 30);
+    assert!(
+        ups.list[1].connections() <= 2,
+        "{} connections for 30 requests",
+        ups.list[1].connections()
+    );
+}
+
+#[test]
 fn unknown_api_is_404_with_error_code() {
     let (_ups, gw) = scenario();
     let r = gw.get("/", &[("X-Acme-Api", "billing")]);

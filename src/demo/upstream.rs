@@ -13,12 +13,19 @@ use tokio::sync::watch;
 pub struct Upstream {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
 }
 
 impl Upstream {
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections that carried at least one request (health-check probes carry none);
+    /// keep-alive reuse keeps this low.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn stop(&self) {
@@ -40,6 +47,8 @@ pub async fn spawn_on(name: &str, addr: SocketAddr) -> std::io::Result<Upstream>
     let hits = Arc::new(AtomicUsize::new(0));
     let (stop, stopped) = watch::channel(false);
     let counter = hits.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
     let mut accept_stop = stopped.clone();
     tokio::spawn(async move {
         loop {
@@ -48,21 +57,33 @@ pub async fn spawn_on(name: &str, addr: SocketAddr) -> std::io::Result<Upstream>
                 _ = accept_stop.changed() => return,
             };
             let name = name.clone();
+            let accepted = accepted.clone();
             let hits = counter.clone();
             let mut conn_stop = stopped.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = serve(stream, &name, &hits) => {}
+                    _ = serve(stream, &name, &hits, &accepted) => {}
                     _ = conn_stop.changed() => {}
                 }
             });
         }
     });
-    Ok(Upstream { addr, hits, stop })
+    Ok(Upstream {
+        addr,
+        hits,
+        connections,
+        stop,
+    })
 }
 
-async fn serve(stream: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
+async fn serve(
+    stream: TcpStream,
+    name: &str,
+    hits: &AtomicUsize,
+    connections: &AtomicUsize,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
+    let mut first = true;
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line).await? == 0 {
@@ -98,6 +119,9 @@ async fn serve(stream: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Re
         let mut body = vec![0u8; content_length];
         reader.read_exact(&mut body).await?;
         hits.fetch_add(1, Ordering::SeqCst);
+        if std::mem::take(&mut first) {
+            connections.fetch_add(1, Ordering::SeqCst);
+        }
         if let Some(ms) = path
             .strip_prefix("/slow/")
             .and_then(|m| m.parse::<u64>().ok())

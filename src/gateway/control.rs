@@ -50,12 +50,7 @@ impl Control {
         let current = self.state.load_full();
         match self.source.load(Some(&current)) {
             Ok(next) => {
-                for pool in next.pools() {
-                    if !current.pools().any(|p| Arc::ptr_eq(p, pool)) {
-                        pool.refresh().await;
-                        pool.health_check().await;
-                    }
-                }
+                next.apply(false).await;
                 let routes = next.routes.len();
                 let pools = next.pools().count();
                 self.state.store(Arc::new(next));

@@ -28,11 +28,7 @@ pub fn run(source: Source) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
-        for pool in compiled.pools() {
-            pool.refresh().await;
-        }
-    });
+    rt.block_on(compiled.apply(true));
     drop(rt);
     let gateway = compiled.gateway.clone();
     let threads = gateway.threads.unwrap_or_else(|| {

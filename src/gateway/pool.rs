@@ -3,6 +3,7 @@
 //! that keep refusing connections.
 
 use crate::config::UpstreamUrl;
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::lb::discovery::ServiceDiscovery;
 use pingora::lb::health_check::TcpHealthCheck;
@@ -12,7 +13,7 @@ use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Connection failures in a row that eject a member.
@@ -21,10 +22,11 @@ const EJECT_AFTER: u32 = 3;
 const EJECT_FOR: Duration = Duration::from_secs(10);
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Resolves the members' host names each time pingora runs discovery.
+/// Resolves the members' host names each time pingora runs discovery. The member list is
+/// shared with the pool, so a reload can change it in place.
 struct DnsDiscovery {
-    members: Vec<UpstreamUrl>,
-    unresolved: std::sync::Arc<AtomicBool>,
+    members: Arc<ArcSwap<Vec<UpstreamUrl>>>,
+    unresolved: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -32,7 +34,8 @@ impl ServiceDiscovery for DnsDiscovery {
     async fn discover(&self) -> pingora::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
         let mut set = BTreeSet::new();
         let mut unresolved = false;
-        for m in &self.members {
+        let members = self.members.load_full();
+        for m in members.iter() {
             let lookup = tokio::net::lookup_host((m.host.as_str(), m.port));
             match tokio::time::timeout(DNS_TIMEOUT, lookup).await {
                 Ok(Ok(addrs)) => {
@@ -67,11 +70,12 @@ struct Failures {
     ejected_until: Option<Instant>,
 }
 
+/// One pool per endpoint URL. It lives across reloads: a reload changes its members in place,
+/// and pingora keeps the health state of the members that remain.
 pub struct Pool {
-    /// What identifies the pool across reloads: its members' upstream URLs, sorted.
-    pub key: Vec<UpstreamUrl>,
+    members: Arc<ArcSwap<Vec<UpstreamUrl>>>,
     lb: LoadBalancer<RoundRobin>,
-    unresolved: std::sync::Arc<AtomicBool>,
+    unresolved: Arc<AtomicBool>,
     failures: Mutex<HashMap<SocketAddr, Failures>>,
 }
 
@@ -84,11 +88,11 @@ pub enum NoMember {
 }
 
 impl Pool {
-    pub fn new(mut key: Vec<UpstreamUrl>) -> Pool {
-        key.sort_by_key(|u| u.to_string());
-        let unresolved = std::sync::Arc::new(AtomicBool::new(false));
+    pub fn new(members: Vec<UpstreamUrl>) -> Pool {
+        let members = Arc::new(ArcSwap::from_pointee(members));
+        let unresolved = Arc::new(AtomicBool::new(false));
         let discovery = DnsDiscovery {
-            members: key.clone(),
+            members: members.clone(),
             unresolved: unresolved.clone(),
         };
         let mut lb = LoadBalancer::from_backends(Backends::new(Box::new(discovery)));
@@ -97,7 +101,7 @@ impl Pool {
         hc.consecutive_success = 1;
         lb.set_health_check(hc);
         Pool {
-            key,
+            members,
             lb,
             unresolved,
             failures: Mutex::new(HashMap::new()),
@@ -105,7 +109,17 @@ impl Pool {
     }
 
     pub fn size(&self) -> usize {
-        self.key.len()
+        self.members.load().len()
+    }
+
+    /// Whether the pool's members are exactly these.
+    pub fn has_members(&self, members: &[UpstreamUrl]) -> bool {
+        self.members.load().as_slice() == members
+    }
+
+    /// Replaces the members; takes effect at the next [`Pool::refresh`].
+    pub fn set_members(&self, members: Vec<UpstreamUrl>) {
+        self.members.store(Arc::new(members));
     }
 
     /// Re-resolves the members.
@@ -120,7 +134,7 @@ impl Pool {
     }
 
     pub fn describe(&self) -> String {
-        let members: Vec<String> = self.key.iter().map(|u| u.to_string()).collect();
+        let members: Vec<String> = self.members.load().iter().map(|u| u.to_string()).collect();
         members.join(", ")
     }
 

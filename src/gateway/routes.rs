@@ -4,7 +4,7 @@
 use super::pool::Pool;
 use crate::config::{
     Config, ConfigError, ConfigErrors, EndpointDoc, EndpointKind, EndpointUrl, GatewaySpec,
-    PolicySource,
+    PolicySource, UpstreamUrl,
 };
 use crate::policy::actions::InternalEndpoints;
 use crate::policy::exchange::EndpointInfo;
@@ -20,7 +20,8 @@ pub struct Route {
     pub policy: Arc<CompiledPolicy>,
     /// Agent endpoints' upstreams; none for a CloudEndpoint.
     pub pool: Option<Arc<Pool>>,
-    pub members: usize,
+    /// The pool's members as this config has them (applied to the pool by [`Compiled::apply`]).
+    pub upstreams: Vec<UpstreamUrl>,
 }
 
 pub struct Compiled {
@@ -54,8 +55,20 @@ impl Compiled {
         self.routes.iter().filter_map(|r| r.pool.as_ref())
     }
 
-    /// Compiles a loaded config. Pools whose members are unchanged are taken from `previous`,
-    /// so their health state and keep-alive connections survive a reload.
+    /// Gives each pool this config's members and resolves them; a pool whose members did not
+    /// change is left alone. Run before the config starts serving.
+    pub async fn apply(&self, fresh: bool) {
+        for r in &self.routes {
+            let Some(pool) = &r.pool else { continue };
+            if fresh || !pool.has_members(&r.upstreams) {
+                pool.set_members(r.upstreams.clone());
+                pool.refresh().await;
+            }
+        }
+    }
+
+    /// Compiles a loaded config. Pools are taken from `previous` by endpoint URL, so the health
+    /// state of members that remain survives a reload. Nothing running is changed here.
     pub fn build(config: &Config, previous: Option<&Compiled>) -> Result<Compiled, ConfigErrors> {
         let env = ExprEnv::new();
         let mut errors = Vec::new();
@@ -67,10 +80,12 @@ impl Compiled {
                 None => groups.push((ep.url.clone(), vec![ep])),
             }
         }
-        let mut old_pools: HashMap<String, Arc<Pool>> = HashMap::new();
+        let mut old_pools: HashMap<&EndpointUrl, &Arc<Pool>> = HashMap::new();
         if let Some(prev) = previous {
-            for p in prev.pools() {
-                old_pools.insert(pool_key(&p.key), p.clone());
+            for r in &prev.routes {
+                if let Some(p) = &r.pool {
+                    old_pools.insert(&r.url, p);
+                }
             }
         }
         let mut routes = Vec::new();
@@ -125,18 +140,11 @@ fn members_of<'a>(
         .1
 }
 
-fn pool_key(key: &[crate::config::UpstreamUrl]) -> String {
-    key.iter()
-        .map(|u| u.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn build_route(
     config: &Config,
     url: &EndpointUrl,
     members: &[&EndpointDoc],
-    old_pools: &HashMap<String, Arc<Pool>>,
+    old_pools: &HashMap<&EndpointUrl, &Arc<Pool>>,
     notes: &mut Vec<String>,
 ) -> Result<Route, Vec<ConfigError>> {
     let first = members[0];
@@ -171,21 +179,16 @@ fn build_route(
             first.loc
         ));
     }
+    let upstreams: Vec<UpstreamUrl> = members
+        .iter()
+        .filter_map(|m| m.upstream.as_ref().map(|u| u.url.clone()))
+        .collect();
     let pool = match first.kind {
         EndpointKind::Cloud => None,
-        EndpointKind::Agent => {
-            let key: Vec<_> = members
-                .iter()
-                .filter_map(|m| m.upstream.as_ref().map(|u| u.url.clone()))
-                .collect();
-            let fresh = Pool::new(key);
-            Some(
-                old_pools
-                    .get(&pool_key(&fresh.key))
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(fresh)),
-            )
-        }
+        EndpointKind::Agent => Some(match old_pools.get(url) {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(Pool::new(upstreams.clone())),
+        }),
     };
     let url_text: Arc<str> = url.to_string().into();
     Ok(Route {
@@ -198,7 +201,7 @@ fn build_route(
         kind: first.kind,
         policy: policy.unwrap_or_default(),
         pool,
-        members: members.len(),
+        upstreams,
     })
 }
 
