@@ -1,7 +1,7 @@
 //! The `ProxyHttp` adaptor: each hook loads the request's config snapshot, asks the policy for a
 //! verdict (continue, respond, forward) and acts on it in a few lines.
 
-use super::pool::NoMember;
+use super::pool::{NoMember, Pool};
 use super::reply::{self, error_reply};
 use super::routes::Compiled;
 use crate::policy::actions::ActionCx;
@@ -57,6 +57,15 @@ pub struct Ctx {
     /// A response-phase action replaced the upstream's body with this.
     replacement: Option<Bytes>,
     _inflight: InflightGuard,
+}
+
+impl Ctx {
+    /// The pool serving the request and the member tried last.
+    fn current_member(&self) -> Option<(Arc<Pool>, SocketAddr)> {
+        let cfg = self.cfg.as_ref()?;
+        let pool = cfg.routes[self.target?].pool.clone()?;
+        Some((pool, *self.tried.last()?))
+    }
 }
 
 fn conn_info(session: &Session) -> ConnInfo {
@@ -264,10 +273,8 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let cfg = ctx.cfg.as_ref().expect("config loaded");
-        let route = &cfg.routes[ctx.target.expect("target chosen")];
-        if let (Some(pool), Some(addr)) = (&route.pool, ctx.tried.last()) {
-            pool.record_failure(*addr);
+        if let Some((pool, addr)) = ctx.current_member() {
+            pool.record_failure(addr);
             // Nothing was sent yet, so any request may go to the next member.
             if ctx.tried.len() < pool.size() {
                 e.set_retry(true);
@@ -294,10 +301,8 @@ impl ProxyHttp for Proxy {
         _digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let cfg = ctx.cfg.as_ref().expect("config loaded");
-        let route = &cfg.routes[ctx.target.expect("target chosen")];
-        if let (Some(pool), Some(addr)) = (&route.pool, ctx.tried.last()) {
-            pool.record_success(*addr);
+        if let Some((pool, addr)) = ctx.current_member() {
+            pool.record_success(addr);
         }
         Ok(())
     }
