@@ -83,7 +83,7 @@ fn conn_info(session: &Session) -> ConnInfo {
 
 impl Proxy {
     /// Runs the response phases of the routes in `chain`, innermost first, on `res`.
-    fn response_phases(
+    async fn response_phases(
         cfg: &Compiled,
         chain: &[usize],
         conn: &ConnInfo,
@@ -105,7 +105,7 @@ impl Proxy {
                 vars: &mut *vars,
                 internal: cfg,
             };
-            match route.policy.run(Phase::Response, &mut cx) {
+            match route.policy.run(Phase::Response, &mut cx).await {
                 Outcome::Continue | Outcome::Forward(_) => {}
                 done => return Some((id, done)),
             }
@@ -119,7 +119,7 @@ impl Proxy {
             let conn = ctx.conn.clone().expect("conn info");
             let req = session.req_header_mut();
             if let Some((id, done)) =
-                Self::response_phases(&cfg, &ctx.chain, &conn, req, &mut reply, &mut ctx.vars)
+                Self::response_phases(&cfg, &ctx.chain, &conn, req, &mut reply, &mut ctx.vars).await
             {
                 reply = outcome_reply(&cfg, id, done, reply::wants_json(session));
             }
@@ -195,7 +195,7 @@ impl ProxyHttp for Proxy {
                     vars: &mut ctx.vars,
                     internal: &*cfg,
                 };
-                route.policy.run(Phase::Request, &mut cx)
+                route.policy.run(Phase::Request, &mut cx).await
             };
             let url = Some(&*route.info.url);
             match outcome {
@@ -355,7 +355,7 @@ impl ProxyHttp for Proxy {
             upstream_response,
             &mut ctx.vars,
         );
-        if let Some((id, outcome)) = done {
+        if let Some((id, outcome)) = done.await {
             let reply = outcome_reply(&cfg, id, outcome, json);
             *upstream_response = reply::response_header(&reply)?;
             ctx.replacement = Some(reply.body);

@@ -19,6 +19,7 @@ pub struct Compiled {
 /// Compiles a policy document. All errors are collected, so one run names every problem.
 pub fn compile(node: &Node, loc: &Loc) -> Result<Compiled, Vec<ConfigError>> {
     let mut cx = Cx {
+        depth: 0,
         loc: loc.clone(),
         errors: Vec::new(),
         notes: Vec::new(),
@@ -37,8 +38,10 @@ pub fn compile(node: &Node, loc: &Loc) -> Result<Compiled, Vec<ConfigError>> {
     for (k, v) in entries {
         let key = k.as_str().unwrap_or("");
         match key {
-            "on_http_request" => policy.on_http_request = cx.phase(v, Phase::Request, key),
-            "on_http_response" => policy.on_http_response = cx.phase(v, Phase::Response, key),
+            "on_http_request" => policy.on_http_request = as_steps(cx.phase(v, Phase::Request, key)),
+            "on_http_response" => {
+                policy.on_http_response = as_steps(cx.phase(v, Phase::Response, key))
+            }
             "on_tcp_connect" => cx
                 .errors
                 .push(loc.at(k).error("on_tcp_connect is not supported yet")),
@@ -57,7 +60,12 @@ pub fn compile(node: &Node, loc: &Loc) -> Result<Compiled, Vec<ConfigError>> {
     }
 }
 
+fn as_steps(rules: Vec<Rule>) -> Vec<Step> {
+    rules.into_iter().map(Step::Rule).collect()
+}
+
 struct Cx {
+    depth: usize,
     loc: Loc,
     errors: Vec<ConfigError>,
     notes: Vec<String>,
@@ -123,8 +131,16 @@ impl Cx {
         for entry in list {
             let is_nested = entry.get("type").is_none()
                 && (entry.get("actions").is_some() || entry.get("expressions").is_some());
-            if is_nested {
-                if let Some(inner) = self.rule(entry, phase) {
+            if is_nested && self.depth >= super::MAX_NESTING {
+                self.errors.push(loc.at(entry).error(format!(
+                    "rules nest more than {} deep inside `actions`",
+                    super::MAX_NESTING
+                )));
+            } else if is_nested {
+                self.depth += 1;
+                let inner = self.rule(entry, phase);
+                self.depth -= 1;
+                if let Some(inner) = inner {
                     self.notes.push(format!(
                         "{}: note: a rule nested inside `actions` runs in place, in order, when its expressions hold: {}",
                         loc.at(entry),

@@ -17,8 +17,9 @@ use std::sync::Arc;
 /// A policy compiled once at load: expressions parsed, templates split, configs validated.
 #[derive(Debug, Default)]
 pub struct CompiledPolicy {
-    pub(crate) on_http_request: Vec<Rule>,
-    pub(crate) on_http_response: Vec<Rule>,
+    /// Each phase is a list of [`Step::Rule`]s.
+    pub(crate) on_http_request: Vec<Step>,
+    pub(crate) on_http_response: Vec<Step>,
 }
 
 impl CompiledPolicy {
@@ -41,6 +42,9 @@ pub(crate) enum Step {
     Action(&'static str, Box<dyn Action>),
     Rule(Rule),
 }
+
+/// How deep rules may nest inside `actions` (the run loop keeps a fixed-size stack).
+pub(crate) const MAX_NESTING: usize = 4;
 
 /// Counts rule expressions that failed at run time (they make the rule not match).
 pub static EXPRESSION_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

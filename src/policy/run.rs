@@ -1,9 +1,11 @@
-//! Running one phase: rules in order, actions in order, until a terminal action.
+//! Running one phase: rules in order, actions in order, until a terminal action. Nested rules
+//! are walked with a fixed-size stack, so a phase needs no heap and no boxed recursion even
+//! though an action may await (a shared rate-limit store).
 
-use super::actions::{ActionCx, ActionError, Flow, OnError};
+use super::actions::{Action, ActionCx, ActionError, Flow, OnError};
 use super::exchange::Reply;
 use super::expr::Phase;
-use super::{CompiledPolicy, Rule, Step, EXPRESSION_ERRORS};
+use super::{CompiledPolicy, Rule, Step, EXPRESSION_ERRORS, MAX_NESTING};
 use cel::Value;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -22,17 +24,64 @@ pub enum Outcome {
 }
 
 impl CompiledPolicy {
-    pub fn run(&self, phase: Phase, cx: &mut ActionCx<'_>) -> Outcome {
-        let rules = match phase {
+    pub async fn run(&self, phase: Phase, cx: &mut ActionCx<'_>) -> Outcome {
+        let top: &[Step] = match phase {
             Phase::Request => &self.on_http_request,
             Phase::Response => &self.on_http_response,
         };
-        for rule in rules {
-            if let Some(done) = run_rule(rule, cx) {
-                return done;
+        let mut stack: [(&[Step], usize); MAX_NESTING + 2] = [(&[], 0); MAX_NESTING + 2];
+        stack[0] = (top, 0);
+        let mut depth = 1;
+        while depth > 0 {
+            let (steps, next) = &mut stack[depth - 1];
+            let Some(step) = steps.get(*next) else {
+                depth -= 1;
+                continue;
+            };
+            *next += 1;
+            match step {
+                Step::Rule(rule) => {
+                    if matches(rule, cx) {
+                        stack[depth] = (&rule.steps, 0);
+                        depth += 1;
+                    }
+                }
+                Step::Action(_, action) => {
+                    if let Some(done) = act(action.as_ref(), cx).await {
+                        return done;
+                    }
+                }
             }
         }
         Outcome::Continue
+    }
+}
+
+/// Runs one action; `Some` when it ends the phase.
+async fn act(action: &dyn Action, cx: &mut ActionCx<'_>) -> Option<Outcome> {
+    let mut result = action.run(cx);
+    if let Ok(Flow::Wait(pending)) = result {
+        let value = pending.await;
+        result = action.resume(cx, value);
+    }
+    match result {
+        Ok(Flow::Next) => None,
+        Ok(Flow::Respond(reply)) => Some(Outcome::Respond(reply)),
+        Ok(Flow::Forward(id)) => Some(Outcome::Forward(id)),
+        Ok(Flow::Wait(_)) => Some(Outcome::Error(ActionError::internal(
+            "an action asked to wait twice",
+        ))),
+        Err(e) if action.on_error() == OnError::Halt => Some(Outcome::Error(e)),
+        Err(e) => {
+            log::debug!(
+                "action failed, continuing (on_error: continue): {}",
+                e.message
+            );
+            if let Some(path) = action.vars_path() {
+                cx.vars.set(path, error_vars(&e));
+            }
+            None
+        }
     }
 }
 
@@ -54,37 +103,6 @@ fn matches(rule: &Rule, cx: &ActionCx<'_>) -> bool {
                 false
             }
         })
-}
-
-fn run_rule(rule: &Rule, cx: &mut ActionCx<'_>) -> Option<Outcome> {
-    if !matches(rule, cx) {
-        return None;
-    }
-    for step in &rule.steps {
-        match step {
-            Step::Rule(inner) => {
-                if let Some(done) = run_rule(inner, cx) {
-                    return Some(done);
-                }
-            }
-            Step::Action(_, action) => match action.run(cx) {
-                Ok(Flow::Next) => {}
-                Ok(Flow::Respond(reply)) => return Some(Outcome::Respond(reply)),
-                Ok(Flow::Forward(id)) => return Some(Outcome::Forward(id)),
-                Err(e) if action.on_error() == OnError::Halt => return Some(Outcome::Error(e)),
-                Err(e) => {
-                    log::debug!(
-                        "action failed, continuing (on_error: continue): {}",
-                        e.message
-                    );
-                    if let Some(path) = action.vars_path() {
-                        cx.vars.set(path, error_vars(&e));
-                    }
-                }
-            },
-        }
-    }
-    None
 }
 
 fn error_vars(e: &ActionError) -> Value {

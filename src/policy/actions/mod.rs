@@ -48,14 +48,31 @@ impl ActionCx<'_> {
     }
 }
 
+/// What an action waits for resolves to this; the action's `resume` reads it back.
+pub type Resume = Box<dyn std::any::Any + Send>;
+/// Work an action must await (a shared store); it owns everything it needs.
+pub type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Resume> + Send>>;
+
 /// What happens after an action ran.
-#[derive(Debug)]
 pub enum Flow {
     Next,
     /// Terminal: answer the client with this.
     Respond(Reply),
     /// Terminal: hand the request to the internal endpoint with this id.
     Forward(usize),
+    /// Await this, then call the action's `resume` with its value.
+    Wait(Pending),
+}
+
+impl fmt::Debug for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Flow::Next => f.write_str("Next"),
+            Flow::Respond(r) => write!(f, "Respond({})", r.status),
+            Flow::Forward(id) => write!(f, "Forward({id})"),
+            Flow::Wait(_) => f.write_str("Wait"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +89,16 @@ pub struct ActionError {
     pub message: String,
 }
 
+impl ActionError {
+    pub fn internal(message: impl Into<String>) -> ActionError {
+        ActionError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "SWY_INTERNAL",
+            message: message.into(),
+        }
+    }
+}
+
 impl From<ExprError> for ActionError {
     fn from(e: ExprError) -> Self {
         ActionError {
@@ -84,6 +111,11 @@ impl From<ExprError> for ActionError {
 
 pub trait Action: Send + Sync + fmt::Debug {
     fn run(&self, cx: &mut ActionCx<'_>) -> Result<Flow, ActionError>;
+
+    /// Continues after a [`Flow::Wait`] with what the pending work produced.
+    fn resume(&self, _cx: &mut ActionCx<'_>, _value: Resume) -> Result<Flow, ActionError> {
+        Err(ActionError::internal("this action does not wait"))
+    }
 
     fn on_error(&self) -> OnError {
         OnError::Halt
