@@ -9,7 +9,8 @@ use switchyard::config::{EndpointUrl, Loc};
 use switchyard::policy::actions::{ActionCx, InternalEndpoints};
 use switchyard::policy::exchange::{ActionVars, ConnInfo, EndpointInfo, PlainRequest};
 use switchyard::policy::expr::{Expr, ExprEnv, Phase, Scope};
-use switchyard::policy::{compile, Outcome};
+use switchyard::policy::{compile, CompileEnv, Outcome};
+use switchyard::ratelimit::{RateLimits, StoreConfig};
 
 const POLICY: &str = r#"
 on_http_request:
@@ -84,7 +85,11 @@ fn bench(c: &mut Criterion) {
         file: Arc::from("bench"),
         line: 1,
     };
-    let policy = compile(&node, &loc).ok().unwrap().policy;
+    let limits = RateLimits::new(StoreConfig::Memory).unwrap();
+    let cenv = CompileEnv {
+        rate_limits: &limits,
+    };
+    let policy = compile(&node, &loc, &cenv).ok().unwrap().policy;
     let env = ExprEnv::new();
     let conn = conn();
     let ep = endpoint();
@@ -130,7 +135,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy/compile_scenario_policy", |b| {
         b.iter(|| {
             black_box(
-                compile(&node, &loc)
+                compile(&node, &loc, &cenv)
                     .ok()
                     .unwrap()
                     .policy

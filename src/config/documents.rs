@@ -21,6 +21,16 @@ pub struct GatewaySpec {
     pub threads: Option<usize>,
     /// How long SIGTERM waits for in-flight requests.
     pub grace_period: Duration,
+    /// Where rate limits are counted, and where that was written.
+    pub rate_limit: RateLimitStore,
+    pub rate_limit_loc: Loc,
+}
+
+/// `rateLimit.store` and `rateLimit.failure`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitStore {
+    Memory,
+    Redis { url: String, fail_closed: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -165,14 +175,7 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
             "accessLog",
         ],
     )?;
-    for later in [
-        "trustedProxies",
-        "admin",
-        "ipIntel",
-        "waf",
-        "rateLimit",
-        "accessLog",
-    ] {
+    for later in ["trustedProxies", "admin", "ipIntel", "waf", "accessLog"] {
         if let Some(n) = spec.get(later) {
             return Err(loc.at(n).error(format!(
                 "Gateway `{later}` is not supported yet by this build of Switchyard"
@@ -206,11 +209,48 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
         Some(n) => read::duration(n, loc, "gracePeriod")?,
         None => Duration::from_secs(10),
     };
+    let (rate_limit, rate_limit_loc) = match spec.get("rateLimit") {
+        Some(n) => (rate_limit(n, loc)?, loc.at(n)),
+        None => (RateLimitStore::Memory, loc.at(spec)),
+    };
     Ok(GatewaySpec {
         listeners,
         threads,
         grace_period,
+        rate_limit,
+        rate_limit_loc,
     })
+}
+
+fn rate_limit(node: &Node, loc: &Loc) -> Result<RateLimitStore, ConfigError> {
+    known_keys(node, loc, "rateLimit", &["store", "failure"])?;
+    let fail_closed = match node.get("failure") {
+        None => false,
+        Some(f) => match read::string(f, loc, "rateLimit.failure")? {
+            "open" => false,
+            "closed" => true,
+            other => {
+                return Err(loc.at(f).error(format!(
+                    "rateLimit.failure must be open or closed, found `{other}`"
+                )))
+            }
+        },
+    };
+    match node.get("store") {
+        None => Ok(RateLimitStore::Memory),
+        Some(s) => match read::string(s, loc, "rateLimit.store")? {
+            "memory" => Ok(RateLimitStore::Memory),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Ok(RateLimitStore::Redis {
+                    url: url.to_string(),
+                    fail_closed,
+                })
+            }
+            other => Err(loc.at(s).error(format!(
+                "rateLimit.store must be `memory` or a redis:// URL, found `{other}`"
+            ))),
+        },
+    }
 }
 
 fn listener(node: &Node, loc: &Loc) -> Result<ListenerSpec, ConfigError> {

@@ -7,7 +7,8 @@ mod url;
 pub mod yaml;
 
 pub use documents::{
-    Binding, EndpointDoc, EndpointKind, GatewaySpec, ListenerSpec, PolicySource, UpstreamSpec,
+    Binding, EndpointDoc, EndpointKind, GatewaySpec, ListenerSpec, PolicySource, RateLimitStore,
+    UpstreamSpec,
 };
 pub use url::{EndpointUrl, Scheme, UpstreamUrl};
 

@@ -4,12 +4,13 @@
 use super::pool::Pool;
 use crate::config::{
     Config, ConfigError, ConfigErrors, EndpointDoc, EndpointKind, EndpointUrl, GatewaySpec,
-    PolicySource, UpstreamUrl,
+    PolicySource, RateLimitStore, UpstreamUrl,
 };
 use crate::policy::actions::InternalEndpoints;
 use crate::policy::exchange::EndpointInfo;
 use crate::policy::expr::ExprEnv;
-use crate::policy::{self, CompiledPolicy};
+use crate::policy::{self, CompileEnv, CompiledPolicy};
+use crate::ratelimit::{RateLimits, StoreConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub struct Compiled {
     public: HashMap<String, usize>,
     internal: HashMap<String, Vec<usize>>,
     pub env: Arc<ExprEnv>,
+    /// Rate-limit state; kept across reloads while the store settings are unchanged.
+    pub rate_limits: Arc<RateLimits>,
     /// How non-canonical policy shapes were read (printed by `check`).
     pub notes: Vec<String>,
     pub files: usize,
@@ -71,6 +74,10 @@ impl Compiled {
     /// state of members that remain survives a reload. Nothing running is changed here.
     pub fn build(config: &Config, previous: Option<&Compiled>) -> Result<Compiled, ConfigErrors> {
         let env = ExprEnv::new();
+        let rate_limits = rate_limits(&config.gateway, previous)?;
+        let compile_env = CompileEnv {
+            rate_limits: &rate_limits,
+        };
         let mut errors = Vec::new();
         let mut notes = Vec::new();
         let mut groups: Vec<(EndpointUrl, Vec<&EndpointDoc>)> = Vec::new();
@@ -90,7 +97,7 @@ impl Compiled {
         }
         let mut routes = Vec::new();
         for (url, members) in &groups {
-            match build_route(config, url, members, &old_pools, &mut notes) {
+            match build_route(config, url, members, &old_pools, &compile_env, &mut notes) {
                 Ok(r) => routes.push(r),
                 Err(mut e) => errors.append(&mut e),
             }
@@ -123,6 +130,7 @@ impl Compiled {
             public,
             internal,
             env,
+            rate_limits,
             notes,
             files: config.files.len(),
         })
@@ -145,6 +153,7 @@ fn build_route(
     url: &EndpointUrl,
     members: &[&EndpointDoc],
     old_pools: &HashMap<&EndpointUrl, &Arc<Pool>>,
+    env: &CompileEnv<'_>,
     notes: &mut Vec<String>,
 ) -> Result<Route, Vec<ConfigError>> {
     let first = members[0];
@@ -163,7 +172,7 @@ fn build_route(
     // Every member's policy must compile; the pool runs the first member's.
     let mut policy = None;
     for m in members {
-        let compiled = compile_policy(config, m)?;
+        let compiled = compile_policy(config, m, env)?;
         notes.extend(compiled.notes);
         if policy.is_none() {
             policy = Some(Arc::new(compiled.policy));
@@ -208,20 +217,40 @@ fn build_route(
 fn compile_policy(
     config: &Config,
     ep: &EndpointDoc,
+    env: &CompileEnv<'_>,
 ) -> Result<policy::CompiledPolicyResult, Vec<ConfigError>> {
     match &ep.policy {
         None => Ok(policy::CompiledPolicyResult {
             policy: CompiledPolicy::default(),
             notes: Vec::new(),
         }),
-        Some(PolicySource::Inline { loc, policy }) => policy::compile(policy, loc),
+        Some(PolicySource::Inline { loc, policy }) => policy::compile(policy, loc, env),
         Some(PolicySource::Named { loc, name }) => {
             let named = config
                 .policies
                 .iter()
                 .find(|p| &p.name == name)
                 .ok_or_else(|| vec![loc.error(format!("no NgrokTrafficPolicy named `{name}`"))])?;
-            policy::compile(&named.policy, &named.loc)
+            policy::compile(&named.policy, &named.loc, env)
         }
     }
+}
+
+fn rate_limits(
+    gateway: &GatewaySpec,
+    previous: Option<&Compiled>,
+) -> Result<Arc<RateLimits>, ConfigErrors> {
+    let wanted = match &gateway.rate_limit {
+        RateLimitStore::Memory => StoreConfig::Memory,
+        RateLimitStore::Redis { url, fail_closed } => StoreConfig::Redis {
+            url: url.clone(),
+            fail_closed: *fail_closed,
+        },
+    };
+    if let Some(prev) = previous.filter(|p| *p.rate_limits.config() == wanted) {
+        return Ok(prev.rate_limits.clone());
+    }
+    RateLimits::new(wanted)
+        .map(Arc::new)
+        .map_err(|e| gateway.rate_limit_loc.error(e).into())
 }

@@ -4,7 +4,7 @@
 
 use super::actions::{self, ActionConfig};
 use super::expr::{Expr, Phase};
-use super::{CompiledPolicy, Rule, Step};
+use super::{CompileEnv, CompiledPolicy, Rule, Step};
 use crate::config::read;
 use crate::config::yaml::{Node, NodeKind};
 use crate::config::{ConfigError, Loc};
@@ -17,8 +17,9 @@ pub struct Compiled {
 }
 
 /// Compiles a policy document. All errors are collected, so one run names every problem.
-pub fn compile(node: &Node, loc: &Loc) -> Result<Compiled, Vec<ConfigError>> {
+pub fn compile(node: &Node, loc: &Loc, env: &CompileEnv<'_>) -> Result<Compiled, Vec<ConfigError>> {
     let mut cx = Cx {
+        env,
         depth: 0,
         loc: loc.clone(),
         errors: Vec::new(),
@@ -64,14 +65,15 @@ fn as_steps(rules: Vec<Rule>) -> Vec<Step> {
     rules.into_iter().map(Step::Rule).collect()
 }
 
-struct Cx {
+struct Cx<'e> {
+    env: &'e CompileEnv<'e>,
     depth: usize,
     loc: Loc,
     errors: Vec<ConfigError>,
     notes: Vec<String>,
 }
 
-impl Cx {
+impl Cx<'_> {
     fn phase(&mut self, node: &Node, phase: Phase, name: &str) -> Vec<Rule> {
         match &node.kind {
             NodeKind::Seq(rules) => rules.iter().filter_map(|r| self.rule(r, phase)).collect(),
@@ -203,6 +205,7 @@ impl Cx {
                     node: config,
                     loc: loc.clone(),
                     phase,
+                    env: self.env,
                 })
             });
         match result {

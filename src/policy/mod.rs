@@ -14,6 +14,12 @@ use actions::Action;
 use expr::Expr;
 use std::sync::Arc;
 
+/// What compiling a policy may draw on beyond the document itself.
+pub struct CompileEnv<'a> {
+    /// Rate-limit state that outlives one compiled config.
+    pub rate_limits: &'a crate::ratelimit::RateLimits,
+}
+
 /// A policy compiled once at load: expressions parsed, templates split, configs validated.
 #[derive(Debug, Default)]
 pub struct CompiledPolicy {

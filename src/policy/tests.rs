@@ -3,9 +3,10 @@
 use super::actions::{ActionCx, InternalEndpoints};
 use super::exchange::{ActionVars, ConnInfo, EndpointInfo, PlainRequest};
 use super::expr::{ExprEnv, Phase};
-use super::{compile, Outcome};
+use super::{compile, CompileEnv, Outcome};
 use crate::config::yaml::parse_documents;
 use crate::config::{EndpointUrl, Loc};
+use crate::ratelimit::{RateLimits, StoreConfig};
 use std::sync::Arc;
 
 /// Polls a future that must not wait (no shared store in these tests).
@@ -39,7 +40,15 @@ fn loc() -> Loc {
 
 fn run(policy: &str, req: &mut PlainRequest, categories: &[&str]) -> (Outcome, ActionVars) {
     let node = parse_documents(policy).unwrap().remove(0);
-    let compiled = compile(&node, &loc()).unwrap_or_else(|e| panic!("{e:?}"));
+    let limits = RateLimits::new(StoreConfig::Memory).unwrap();
+    let compiled = compile(
+        &node,
+        &loc(),
+        &CompileEnv {
+            rate_limits: &limits,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
     let env = ExprEnv::new();
     let mut conn = ConnInfo::new(
         "198.51.100.7:5555".parse().unwrap(),
@@ -178,7 +187,15 @@ on_http_request:
 #[test]
 fn phase_given_as_one_rule_is_noted() {
     let node = parse_documents(SEED).unwrap().remove(0);
-    let compiled = compile(&node, &loc()).unwrap();
+    let limits = RateLimits::new(StoreConfig::Memory).unwrap();
+    let compiled = compile(
+        &node,
+        &loc(),
+        &CompileEnv {
+            rate_limits: &limits,
+        },
+    )
+    .unwrap();
     assert_eq!(compiled.notes.len(), 2, "{:?}", compiled.notes);
     assert!(
         compiled.notes[0].contains(
@@ -195,6 +212,7 @@ fn every_error_is_collected() {
 on_http_request:
   - actions:
       - type: rate-limit
+        config: {name: x, algorithm: sliding_window, capacity: 0, rate: 1s}
       - type: teleport
       - type: deny
         config: {status_code: 99}
@@ -204,12 +222,24 @@ on_http_response:
   - actions: [{type: forward-internal, config: {url: "https://x.internal"}}]
 "#;
     let node = parse_documents(policy).unwrap().remove(0);
-    let errors = compile(&node, &loc()).err().unwrap();
+    let limits = RateLimits::new(StoreConfig::Memory).unwrap();
+    let errors = compile(
+        &node,
+        &loc(),
+        &CompileEnv {
+            rate_limits: &limits,
+        },
+    )
+    .err()
+    .unwrap();
     let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errors.len(), 5, "{text:#?}");
-    assert!(text[0].contains("test.yaml:4: action `rate-limit` is not supported yet"));
-    assert!(text[1].contains("test.yaml:5: unknown action type `teleport`"));
-    assert!(text[2].contains("test.yaml:7: status_code must be an HTTP status"));
-    assert!(text[3].contains("test.yaml:8: invalid CEL expression"));
+    assert!(
+        text[0].contains("test.yaml:5: capacity must be between 1 and 2000000000"),
+        "{text:?}"
+    );
+    assert!(text[1].contains("test.yaml:6: unknown action type `teleport`"));
+    assert!(text[2].contains("test.yaml:8: status_code must be an HTTP status"));
+    assert!(text[3].contains("test.yaml:9: invalid CEL expression"));
     assert!(text[4].contains("cannot run in on_http_response"));
 }

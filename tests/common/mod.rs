@@ -242,13 +242,21 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> std::io::Result<Client> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
-        stream.set_nodelay(true)?;
-        Ok(Client {
+        Ok(Self::from_stream(
+            port,
+            TcpStream::connect(("127.0.0.1", port))?,
+        ))
+    }
+
+    pub fn from_stream(port: u16, stream: TcpStream) -> Client {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
             port,
             reader: BufReader::new(stream),
-        })
+        }
     }
 
     pub fn send(
@@ -350,8 +358,13 @@ fn read_response(r: &mut BufReader<TcpStream>, head_only: bool) -> std::io::Resu
 
 /// A Gateway document listening on `port`.
 pub fn gateway_doc(port: u16) -> String {
+    gateway_doc_with(port, "")
+}
+
+/// A Gateway document with extra `spec` lines (indented by two spaces).
+pub fn gateway_doc_with(port: u16, extra: &str) -> String {
     format!(
-        "apiVersion: switchyard.dev/v1alpha1\nkind: Gateway\nspec:\n  listeners:\n    - address: 127.0.0.1:{port}\n  gracePeriod: 3s\n"
+        "apiVersion: switchyard.dev/v1alpha1\nkind: Gateway\nspec:\n  listeners:\n    - address: 127.0.0.1:{port}\n  gracePeriod: 3s\n{extra}"
     )
 }
 
@@ -378,4 +391,72 @@ pub fn config(port: u16, extra_rules: &str, apis: &[(&str, SocketAddr)]) -> Stri
         text.push_str(&internal_endpoint(api, *addr));
     }
     text
+}
+
+/// A client connection from a chosen loopback source address (127.0.0.0/8 is all loopback on
+/// Linux), so a test can be several clients with different IPs.
+pub fn connect_from(port: u16, source: &str) -> Client {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let src: SocketAddr = format!("{source}:0").parse().unwrap();
+    sock.bind(&src.into()).unwrap();
+    let dst: SocketAddr = ([127, 0, 0, 1], port).into();
+    sock.connect(&dst.into()).unwrap();
+    let stream: TcpStream = sock.into();
+    Client::from_stream(port, stream)
+}
+
+/// A Redis server of the test's own on a free port, stopped when dropped. `None` (skip) when
+/// `redis-server` is not installed, unless CI requires it.
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+}
+
+impl Redis {
+    pub fn start() -> Option<Redis> {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Option<Redis> {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("SWITCHYARD_REQUIRE_REDIS").is_none() => {
+                eprintln!("skipping: cannot start redis-server ({e})");
+                return None;
+            }
+            Err(e) => panic!("redis-server is required here: {e}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Redis { child, port })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

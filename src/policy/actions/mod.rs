@@ -5,6 +5,7 @@ mod add_headers;
 mod custom_response;
 mod deny;
 mod forward_internal;
+mod rate_limit;
 mod remove_headers;
 
 use super::exchange::{ActionVars, ConnInfo, EndpointInfo, Reply, RequestHead, ResponseHead};
@@ -133,6 +134,7 @@ pub struct ActionConfig<'a> {
     pub node: Option<&'a Node>,
     pub loc: Loc,
     pub phase: Phase,
+    pub env: &'a super::CompileEnv<'a>,
 }
 
 impl<'a> ActionConfig<'a> {
@@ -175,6 +177,32 @@ impl<'a> ActionConfig<'a> {
             })
     }
 
+    pub fn integer(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ConfigError> {
+        let Some(n) = self.get(key) else {
+            return Ok(None);
+        };
+        let v = read::integer(n, &self.loc, key)?;
+        if !range.contains(&v) {
+            return Err(self.loc.at(n).error(format!(
+                "{key} must be between {} and {}, found {v}",
+                range.start(),
+                range.end()
+            )));
+        }
+        Ok(Some(v))
+    }
+
+    pub fn boolean(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key) {
+            Some(n) => read::boolean(n, &self.loc, key),
+            None => Ok(default),
+        }
+    }
+
     pub fn on_error(&self) -> Result<OnError, ConfigError> {
         match self.get("on_error") {
             None => Ok(OnError::Halt),
@@ -210,12 +238,12 @@ const REGISTRY: &[(&str, Builder)] = &[
     ("custom-response", custom_response::build),
     ("deny", deny::build),
     ("forward-internal", forward_internal::build),
+    ("rate-limit", rate_limit::build),
     ("remove-headers", remove_headers::build),
 ];
 
 /// ngrok actions this build does not have yet: named as such rather than "unknown".
 const NOT_YET: &[&str] = &[
-    "rate-limit",
     "owasp-crs-request",
     "owasp-crs-response",
     "restrict-ips",
