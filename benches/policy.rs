@@ -6,6 +6,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::sync::Arc;
 use switchyard::config::yaml::parse_documents;
 use switchyard::config::{EndpointUrl, Loc};
+use switchyard::ipintel::IpIntel;
 use switchyard::policy::actions::{ActionCx, InternalEndpoints};
 use switchyard::policy::exchange::{ActionVars, ConnInfo, EndpointInfo, PlainRequest};
 use switchyard::policy::expr::{Expr, ExprEnv, Phase, Scope};
@@ -86,8 +87,10 @@ fn bench(c: &mut Criterion) {
         line: 1,
     };
     let limits = RateLimits::new(StoreConfig::Memory).unwrap();
+    let intel = IpIntel::default();
     let cenv = CompileEnv {
         rate_limits: &limits,
+        ip_intel: &intel,
     };
     let policy = compile(&node, &loc, &cenv).ok().unwrap().policy;
     let env = ExprEnv::new();

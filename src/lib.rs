@@ -6,5 +6,6 @@
 pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod ipintel;
 pub mod policy;
 pub mod ratelimit;

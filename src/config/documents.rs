@@ -24,6 +24,9 @@ pub struct GatewaySpec {
     /// Where rate limits are counted, and where that was written.
     pub rate_limit: RateLimitStore,
     pub rate_limit_loc: Loc,
+    /// `ipIntel.categories`: category name → list files (relative to the Gateway's file).
+    pub ip_intel: Vec<(String, Vec<std::path::PathBuf>)>,
+    pub ip_intel_loc: Loc,
 }
 
 /// `rateLimit.store` and `rateLimit.failure`.
@@ -175,7 +178,7 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
             "accessLog",
         ],
     )?;
-    for later in ["trustedProxies", "admin", "ipIntel", "waf", "accessLog"] {
+    for later in ["trustedProxies", "admin", "waf", "accessLog"] {
         if let Some(n) = spec.get(later) {
             return Err(loc.at(n).error(format!(
                 "Gateway `{later}` is not supported yet by this build of Switchyard"
@@ -213,13 +216,47 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
         Some(n) => (rate_limit(n, loc)?, loc.at(n)),
         None => (RateLimitStore::Memory, loc.at(spec)),
     };
+    let (ip_intel, ip_intel_loc) = match spec.get("ipIntel") {
+        Some(n) => (ip_intel(n, loc)?, loc.at(n)),
+        None => (Vec::new(), loc.at(spec)),
+    };
     Ok(GatewaySpec {
         listeners,
         threads,
         grace_period,
         rate_limit,
         rate_limit_loc,
+        ip_intel,
+        ip_intel_loc,
     })
+}
+
+fn ip_intel(node: &Node, loc: &Loc) -> Result<Vec<(String, Vec<std::path::PathBuf>)>, ConfigError> {
+    known_keys(node, loc, "ipIntel", &["categories"])?;
+    let Some(cats) = node.get("categories") else {
+        return Ok(Vec::new());
+    };
+    let base = std::path::Path::new(&*loc.file)
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    let mut out = Vec::new();
+    for (k, v) in read::map(cats, loc, "ipIntel.categories")? {
+        let name = read::string(k, loc, "a category name")?;
+        if !crate::ipintel::valid_category(name) {
+            return Err(loc.at(k).error(format!(
+                "`{name}` is not a category name (dotted words, e.g. proxy.anonymous.tor)"
+            )));
+        }
+        let files = match &v.kind {
+            super::yaml::NodeKind::Seq(items) => items
+                .iter()
+                .map(|f| read::string(f, loc, "a list file").map(|p| base.join(p)))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => vec![base.join(read::string(v, loc, "a list file")?)],
+        };
+        out.push((name.to_string(), files));
+    }
+    Ok(out)
 }
 
 fn rate_limit(node: &Node, loc: &Loc) -> Result<RateLimitStore, ConfigError> {

@@ -166,7 +166,8 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let cfg = self.state.load_full();
-        let conn = conn_info(session);
+        let mut conn = conn_info(session);
+        conn.categories = cfg.ip_intel.lookup(conn.client_ip).clone();
         ctx.cfg = Some(cfg.clone());
         ctx.conn = Some(conn.clone());
         let json = reply::wants_json(session);

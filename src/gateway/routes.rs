@@ -3,9 +3,10 @@
 
 use super::pool::Pool;
 use crate::config::{
-    Config, ConfigError, ConfigErrors, EndpointDoc, EndpointKind, EndpointUrl, GatewaySpec,
+    Config, ConfigError, ConfigErrors, EndpointDoc, EndpointKind, EndpointUrl, GatewaySpec, Loc,
     PolicySource, RateLimitStore, UpstreamUrl,
 };
+use crate::ipintel::IpIntel;
 use crate::policy::actions::InternalEndpoints;
 use crate::policy::exchange::EndpointInfo;
 use crate::policy::expr::ExprEnv;
@@ -33,6 +34,7 @@ pub struct Compiled {
     pub env: Arc<ExprEnv>,
     /// Rate-limit state; kept across reloads while the store settings are unchanged.
     pub rate_limits: Arc<RateLimits>,
+    pub ip_intel: Arc<IpIntel>,
     /// How non-canonical policy shapes were read (printed by `check`).
     pub notes: Vec<String>,
     pub files: usize,
@@ -75,8 +77,20 @@ impl Compiled {
     pub fn build(config: &Config, previous: Option<&Compiled>) -> Result<Compiled, ConfigErrors> {
         let env = ExprEnv::new();
         let rate_limits = rate_limits(&config.gateway, previous)?;
+        let ip_intel = Arc::new(
+            IpIntel::load(&config.gateway.ip_intel, std::path::Path::new("")).map_err(|e| {
+                ConfigError {
+                    loc: Loc {
+                        file: e.file.into(),
+                        line: e.line,
+                    },
+                    reason: format!("{} (listed at {})", e.reason, config.gateway.ip_intel_loc),
+                }
+            })?,
+        );
         let compile_env = CompileEnv {
             rate_limits: &rate_limits,
+            ip_intel: &ip_intel,
         };
         let mut errors = Vec::new();
         let mut notes = Vec::new();
@@ -131,6 +145,7 @@ impl Compiled {
             internal,
             env,
             rate_limits,
+            ip_intel,
             notes,
             files: config.files.len(),
         })

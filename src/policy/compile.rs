@@ -139,11 +139,12 @@ impl Cx<'_> {
                     super::MAX_NESTING
                 )));
             } else if is_nested {
+                let at = self.notes.len();
                 self.depth += 1;
                 let inner = self.rule(entry, phase);
                 self.depth -= 1;
                 if let Some(inner) = inner {
-                    self.notes.push(format!(
+                    self.notes.insert(at, format!(
                         "{}: note: a rule nested inside `actions` runs in place, in order, when its expressions hold: {}",
                         loc.at(entry),
                         inner_names(&inner)
@@ -177,11 +178,31 @@ impl Cx<'_> {
             match read::string(e, &self.loc, "an expression")
                 .and_then(|src| Expr::compile(src, phase).map_err(|m| self.loc.at(e).error(m)))
             {
-                Ok(x) => out.push(x),
+                Ok(x) => {
+                    self.check_categories(&x, e);
+                    out.push(x)
+                }
                 Err(err) => self.errors.push(err),
             }
         }
         out
+    }
+
+    /// A category name no list defines never matches: usually a typo or a name ngrok does not
+    /// use (the scenario's `tor`, `vpn`), so say so.
+    fn check_categories(&mut self, expr: &Expr, node: &Node) {
+        let src = expr.source();
+        if !src.contains("conn.client_ip.categories") {
+            return;
+        }
+        for name in string_literals(src) {
+            if !self.env.ip_intel.has_category(&name) {
+                self.notes.push(format!(
+                    "{}: warning: no ipIntel list defines the category `{name}`, so testing it never matches",
+                    self.loc.at(node)
+                ));
+            }
+        }
     }
 
     fn action(
@@ -257,4 +278,29 @@ fn inner_names(rule: &Rule) -> String {
         })
         .collect();
     names.join(", ")
+}
+
+/// The contents of the '…' and "…" literals of a CEL expression.
+fn string_literals(src: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = src.chars();
+    while let Some(c) = chars.next() {
+        if c != '\'' && c != '"' {
+            continue;
+        }
+        let mut lit = String::new();
+        while let Some(d) = chars.next() {
+            match d {
+                '\\' => {
+                    if let Some(e) = chars.next() {
+                        lit.push(e);
+                    }
+                }
+                d if d == c => break,
+                d => lit.push(d),
+            }
+        }
+        out.push(lit);
+    }
+    out
 }

@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub struct CompileEnv<'a> {
     /// Rate-limit state that outlives one compiled config.
     pub rate_limits: &'a crate::ratelimit::RateLimits,
+    /// For warning about category names no list defines.
+    pub ip_intel: &'a crate::ipintel::IpIntel,
 }
 
 /// A policy compiled once at load: expressions parsed, templates split, configs validated.

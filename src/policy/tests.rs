@@ -6,6 +6,7 @@ use super::expr::{ExprEnv, Phase};
 use super::{compile, CompileEnv, Outcome};
 use crate::config::yaml::parse_documents;
 use crate::config::{EndpointUrl, Loc};
+use crate::ipintel::IpIntel;
 use crate::ratelimit::{RateLimits, StoreConfig};
 use std::sync::Arc;
 
@@ -41,11 +42,13 @@ fn loc() -> Loc {
 fn run(policy: &str, req: &mut PlainRequest, categories: &[&str]) -> (Outcome, ActionVars) {
     let node = parse_documents(policy).unwrap().remove(0);
     let limits = RateLimits::new(StoreConfig::Memory).unwrap();
+    let intel = IpIntel::default();
     let compiled = compile(
         &node,
         &loc(),
         &CompileEnv {
             rate_limits: &limits,
+            ip_intel: &intel,
         },
     )
     .unwrap_or_else(|e| panic!("{e:?}"));
@@ -188,15 +191,22 @@ on_http_request:
 fn phase_given_as_one_rule_is_noted() {
     let node = parse_documents(SEED).unwrap().remove(0);
     let limits = RateLimits::new(StoreConfig::Memory).unwrap();
+    let intel = IpIntel::default();
     let compiled = compile(
         &node,
         &loc(),
         &CompileEnv {
             rate_limits: &limits,
+            ip_intel: &intel,
         },
     )
     .unwrap();
-    assert_eq!(compiled.notes.len(), 2, "{:?}", compiled.notes);
+    // Two notes on the shapes, then a warning per category no list defines.
+    assert_eq!(compiled.notes.len(), 4, "{:?}", compiled.notes);
+    assert!(compiled.notes[1].contains("test.yaml:6: note: a rule nested inside"));
+    assert!(compiled.notes[2]
+        .contains("test.yaml:7: warning: no ipIntel list defines the category `tor`"));
+    assert!(compiled.notes[3].contains("`proxy.anonymous`"));
     assert!(
         compiled.notes[0].contains(
             "3 rule(s): [add-headers], {deny when the expression holds}, [forward-internal]"
@@ -223,11 +233,13 @@ on_http_response:
 "#;
     let node = parse_documents(policy).unwrap().remove(0);
     let limits = RateLimits::new(StoreConfig::Memory).unwrap();
+    let intel = IpIntel::default();
     let errors = compile(
         &node,
         &loc(),
         &CompileEnv {
             rate_limits: &limits,
+            ip_intel: &intel,
         },
     )
     .err()

@@ -7,6 +7,7 @@ mod deny;
 mod forward_internal;
 mod rate_limit;
 mod remove_headers;
+mod restrict_ips;
 
 use super::exchange::{ActionVars, ConnInfo, EndpointInfo, Reply, RequestHead, ResponseHead};
 use super::expr::{ExprEnv, ExprError, Phase, Scope, Template};
@@ -240,13 +241,13 @@ const REGISTRY: &[(&str, Builder)] = &[
     ("forward-internal", forward_internal::build),
     ("rate-limit", rate_limit::build),
     ("remove-headers", remove_headers::build),
+    ("restrict-ips", restrict_ips::build),
 ];
 
 /// ngrok actions this build does not have yet: named as such rather than "unknown".
 const NOT_YET: &[&str] = &[
     "owasp-crs-request",
     "owasp-crs-response",
-    "restrict-ips",
     "redirect",
     "url-rewrite",
     "basic-auth",
