@@ -27,6 +27,8 @@ pub struct GatewaySpec {
     /// `ipIntel.categories`: category name → list files (relative to the Gateway's file).
     pub ip_intel: Vec<(String, Vec<std::path::PathBuf>)>,
     pub ip_intel_loc: Loc,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `rateLimit.store` and `rateLimit.failure`.
@@ -39,6 +41,8 @@ pub enum RateLimitStore {
 #[derive(Debug, Clone)]
 pub struct ListenerSpec {
     pub address: SocketAddr,
+    /// The load balancer in front sends a PROXY protocol (v1 or v2) header first.
+    pub proxy_protocol: bool,
     pub loc: Loc,
 }
 
@@ -178,7 +182,7 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
             "accessLog",
         ],
     )?;
-    for later in ["trustedProxies", "admin", "waf", "accessLog"] {
+    for later in ["admin", "waf", "accessLog"] {
         if let Some(n) = spec.get(later) {
             return Err(loc.at(n).error(format!(
                 "Gateway `{later}` is not supported yet by this build of Switchyard"
@@ -220,7 +224,12 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
         Some(n) => (ip_intel(n, loc)?, loc.at(n)),
         None => (Vec::new(), loc.at(spec)),
     };
+    let trusted_proxies = match spec.get("trustedProxies") {
+        Some(n) => cidr_list(n, loc, "trustedProxies")?,
+        None => Vec::new(),
+    };
     Ok(GatewaySpec {
+        trusted_proxies,
         listeners,
         threads,
         grace_period,
@@ -255,6 +264,23 @@ fn ip_intel(node: &Node, loc: &Loc) -> Result<Vec<(String, Vec<std::path::PathBu
             _ => vec![base.join(read::string(v, loc, "a list file")?)],
         };
         out.push((name.to_string(), files));
+    }
+    Ok(out)
+}
+
+fn cidr_list(node: &Node, loc: &Loc, what: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let mut out = Vec::new();
+    for item in read::seq(node, loc, what)? {
+        let text = read::string(item, loc, "a CIDR")?.trim();
+        let net = text
+            .parse::<ipnet::IpNet>()
+            .map(|n| n.trunc())
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                loc.at(item)
+                    .error(format!("`{text}` is not a CIDR or IP address"))
+            })?;
+        out.push(net);
     }
     Ok(out)
 }
@@ -302,11 +328,10 @@ fn listener(node: &Node, loc: &Loc) -> Result<ListenerSpec, ConfigError> {
             .at(n)
             .error("TLS listeners are not supported yet by this build of Switchyard"));
     }
-    if let Some(n) = node.get("proxyProtocol") {
-        if read::boolean(n, loc, "proxyProtocol")? {
-            return Err(loc.at(n).error("proxyProtocol is not supported yet"));
-        }
-    }
+    let proxy_protocol = match node.get("proxyProtocol") {
+        Some(n) => read::boolean(n, loc, "proxyProtocol")?,
+        None => false,
+    };
     let addr = node.get("address").ok_or_else(|| {
         loc.at(node)
             .error("a listener needs `address` (e.g. 0.0.0.0:8080)")
@@ -319,6 +344,7 @@ fn listener(node: &Node, loc: &Loc) -> Result<ListenerSpec, ConfigError> {
     })?;
     Ok(ListenerSpec {
         address,
+        proxy_protocol,
         loc: loc.at(addr),
     })
 }

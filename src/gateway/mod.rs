@@ -4,6 +4,7 @@ mod control;
 mod heads;
 mod pool;
 mod proxy;
+mod proxy_protocol;
 mod reply;
 mod routes;
 
@@ -49,16 +50,40 @@ pub fn run(source: Source) -> anyhow::Result<()> {
     server.bootstrap();
     let state = Arc::new(ArcSwap::from_pointee(compiled));
     let inflight = Arc::new(AtomicUsize::new(0));
-    let proxy = proxy::Proxy {
+    let plain: Vec<_> = gateway
+        .listeners
+        .iter()
+        .filter(|l| !l.proxy_protocol)
+        .collect();
+    let proxied: Vec<_> = gateway
+        .listeners
+        .iter()
+        .filter(|l| l.proxy_protocol)
+        .collect();
+    let app = || proxy::Proxy {
         state: state.clone(),
         inflight: inflight.clone(),
     };
-    let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
-    for l in &gateway.listeners {
-        service.add_tcp(&l.address.to_string());
-        log::info!("listening on http://{}", l.address);
+    if !plain.is_empty() {
+        let mut service = pingora::proxy::http_proxy_service(&server.configuration, app());
+        for l in plain {
+            service.add_tcp(&l.address.to_string());
+            log::info!("listening on http://{}", l.address);
+        }
+        server.add_service(service);
     }
-    server.add_service(service);
+    if !proxied.is_empty() {
+        let inner = Arc::new(pingora::proxy::http_proxy(&server.configuration, app()));
+        let mut service = pingora::services::listening::Service::new(
+            "Switchyard PROXY protocol listeners".to_string(),
+            proxy_protocol::ProxyProtocolApp { inner },
+        );
+        for l in proxied {
+            service.add_tcp(&l.address.to_string());
+            log::info!("listening on http://{} (PROXY protocol)", l.address);
+        }
+        server.add_service(service);
+    }
     server.add_service(background_service(
         "control",
         control::Control {

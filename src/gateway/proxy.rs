@@ -81,6 +81,34 @@ fn conn_info(session: &Session) -> ConnInfo {
     ConnInfo::new(client, server)
 }
 
+/// The client a trusted proxy names in `X-Forwarded-For`: walking from the nearest hop back,
+/// the first address that is not itself a trusted proxy. `None` when the peer is not trusted
+/// (its `X-Forwarded-For` could say anything) or names no valid address.
+fn forwarded_client(
+    trusted: &[ipnet::IpNet],
+    peer: std::net::IpAddr,
+    session: &Session,
+) -> Option<std::net::IpAddr> {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if trusted.is_empty() || !is_trusted(&peer) {
+        return None;
+    }
+    let headers = &session.req_header().headers;
+    let mut hops: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        hops.extend(value.to_str().ok()?.split(','));
+    }
+    let mut client = None;
+    for hop in hops.iter().rev() {
+        let ip: std::net::IpAddr = hop.trim().parse().ok()?;
+        client = Some(ip);
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
 impl Proxy {
     /// Runs the response phases of the routes in `chain`, innermost first, on `res`.
     async fn response_phases(
@@ -167,6 +195,9 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let cfg = self.state.load_full();
         let mut conn = conn_info(session);
+        if let Some(ip) = forwarded_client(&cfg.gateway.trusted_proxies, conn.client_ip, session) {
+            conn.client_ip = ip;
+        }
         conn.categories = cfg.ip_intel.lookup(conn.client_ip).clone();
         ctx.cfg = Some(cfg.clone());
         ctx.conn = Some(conn.clone());
