@@ -110,7 +110,10 @@ fn limiter_state_survives_a_reload_that_keeps_the_action() {
 
 fn redis_gateway(redis: &str, failure: &str, capacity: u64, up: std::net::SocketAddr) -> Gateway {
     let port = free_port();
-    let store = format!("  rateLimit:\n    store: {redis}\n    failure: {failure}\n");
+    let admin = free_port();
+    let store = format!(
+        "  rateLimit:\n    store: {redis}\n    failure: {failure}\n  admin: 127.0.0.1:{admin}\n"
+    );
     let mut text = gateway_doc_with(port, &store);
     text.push_str(&cloud_endpoint(&limit_rule(capacity, "60s", "")));
     text.push_str(&internal_endpoint("catalog-eks", up));
@@ -149,6 +152,15 @@ fn losing_redis_loses_no_request_and_recovers() {
     assert_eq!(statuses(&mut c, 10), [200; 10]);
     assert!(gw.wait_log("rate-limit store: redis rate-limit store unavailable", 1));
     assert_eq!(gw.log_text().matches("deciding without it").count(), 1);
+    let metrics = admin_get(&gw, "/metrics");
+    assert!(
+        metrics.contains("switchyard_ratelimit_redis_up 0"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("switchyard_ratelimit_redis_errors_total 0"),
+        "{metrics}"
+    );
     // Redis returns (empty): limits apply again without a restart.
     let _redis = Redis::start_on(redis_port).expect("redis restarts");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -159,6 +171,18 @@ fn losing_redis_loses_no_request_and_recovers() {
     }
     assert!(limited, "limits did not come back: {}", gw.log_text());
     assert!(gw.wait_log("Redis answers again", 1), "{}", gw.log_text());
+    assert!(admin_get(&gw, "/metrics").contains("switchyard_ratelimit_redis_up 1"));
+    assert_eq!(admin_get(&gw, "/healthz"), "ok\n");
+}
+
+/// GET on the gateway's admin listener (its port follows `admin: 127.0.0.1:` in the config).
+fn admin_get(gw: &Gateway, path: &str) -> String {
+    let text = std::fs::read_to_string(gw.dir.join("gw.yaml")).unwrap();
+    let at = text.find("admin: 127.0.0.1:").unwrap() + "admin: 127.0.0.1:".len();
+    let port: u16 = text[at..].lines().next().unwrap().trim().parse().unwrap();
+    let r = request(port, "GET", path, &[], "");
+    assert_eq!(r.status, 200);
+    r.body
 }
 
 #[test]

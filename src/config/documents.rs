@@ -29,6 +29,8 @@ pub struct GatewaySpec {
     pub ip_intel_loc: Loc,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where `/healthz` and `/metrics` are served, if anywhere.
+    pub admin: Option<SocketAddr>,
 }
 
 /// `rateLimit.store` and `rateLimit.failure`.
@@ -182,7 +184,7 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
             "accessLog",
         ],
     )?;
-    for later in ["admin", "waf", "accessLog"] {
+    for later in ["waf", "accessLog"] {
         if let Some(n) = spec.get(later) {
             return Err(loc.at(n).error(format!(
                 "Gateway `{later}` is not supported yet by this build of Switchyard"
@@ -228,7 +230,19 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
         Some(n) => cidr_list(n, loc, "trustedProxies")?,
         None => Vec::new(),
     };
+    let admin = match spec.get("admin") {
+        Some(n) => {
+            let text = read::string(n, loc, "admin")?;
+            Some(text.parse::<SocketAddr>().map_err(|_| {
+                loc.at(n).error(format!(
+                    "admin address `{text}` is not IP:port (e.g. 127.0.0.1:9180)"
+                ))
+            })?)
+        }
+        None => None,
+    };
     Ok(GatewaySpec {
+        admin,
         trusted_proxies,
         listeners,
         threads,

@@ -1,5 +1,6 @@
 //! The only room that knows Pingora: the proxy adaptor, pools, reload and signals.
 
+mod admin;
 mod control;
 mod heads;
 mod pool;
@@ -83,6 +84,9 @@ pub fn run(source: Source) -> anyhow::Result<()> {
             log::info!("listening on http://{} (PROXY protocol)", l.address);
         }
         server.add_service(service);
+    }
+    if let Some(address) = gateway.admin {
+        server.add_service(background_service("admin", admin::Admin { address }));
     }
     server.add_service(background_service(
         "control",
