@@ -27,7 +27,10 @@ fn scenario() -> (Upstreams, Gateway) {
         .enumerate()
         .map(|(i, a)| (*a, ups.addr(i)))
         .collect();
-    let text = switchyard::demo::config_text(SocketAddr::from(([127, 0, 0, 1], port)), &wiring);
+    // No rate limit here: these tests send bursts; the demo's limit has its own test.
+    let extras = switchyard::demo::Extras::default();
+    let text =
+        switchyard::demo::config_text(SocketAddr::from(([127, 0, 0, 1], port)), &wiring, &extras);
     let gw = Gateway::start(&[("acme.yaml", &text)]);
     (ups, gw)
 }
@@ -202,4 +205,39 @@ fn malformed_requests_get_4xx() {
     // The gateway is still serving.
     let r = gw.get("/", &[("X-Acme-Api", "orders-eks")]);
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn the_demo_config_limits_rate_and_denies_listed_addresses() {
+    let ups = Upstreams::start(&["catalog-1"]);
+    let port = free_port();
+    let dir = temp_dir("demo");
+    std::fs::write(dir.join("tor.txt"), "127.0.0.2\n").unwrap();
+    let extras = switchyard::demo::Extras {
+        rate_limit: Some(10),
+        tor_list: Some(dir.join("tor.txt")),
+    };
+    let listen = SocketAddr::from(([127, 0, 0, 1], port));
+    let text = switchyard::demo::config_text(listen, &[("catalog-eks", ups.addr(0))], &extras);
+    std::fs::write(dir.join("demo.yaml"), text).unwrap();
+    let gw = Gateway::start_in(dir);
+    let mut tor = connect_from(gw.port, "127.0.0.2");
+    let r = tor
+        .send("GET", "/", &[("X-Acme-Api", "catalog-eks")], "")
+        .unwrap();
+    assert_eq!((r.status, r.upstream()), (404, ""));
+    let mut c = connect_from(gw.port, "127.0.0.3");
+    let codes: Vec<u16> = (0..12)
+        .map(|_| {
+            c.send("GET", "/", &[("X-Acme-Api", "catalog-eks")], "")
+                .unwrap()
+                .status
+        })
+        .collect();
+    // 10 per second: a burst straddling a second boundary may get a few more through.
+    let ok = codes.iter().filter(|s| **s == 200).count();
+    assert!(
+        (10..=11).contains(&ok) && codes[..10] == [200; 10] && codes[11] == 429,
+        "{codes:?}"
+    );
 }

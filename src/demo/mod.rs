@@ -1,6 +1,6 @@
 //! `switchyard demo`: the Acme scenario on loopback. Built-in upstream APIs (catalog, orders,
 //! two inventory replicas forming a pool, webhooks) and the scenario's policy, with every
-//! action this build supports.
+//! action this build supports (rate limit, IP categories, routing by header).
 
 pub mod upstream;
 
@@ -15,8 +15,42 @@ const UPSTREAMS: &[(&str, &str)] = &[
     ("webhook-gke", "webhook-1"),
 ];
 
+/// What the demo adds to the scenario's endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// `rate-limit` capacity per client IP per second, as the scenario writes it (10).
+    pub rate_limit: Option<u64>,
+    /// A list file whose addresses are Tor exits (`proxy.anonymous.tor`).
+    pub tor_list: Option<std::path::PathBuf>,
+}
+
 /// The demo's config: the scenario's endpoints pointed at the built-in upstreams.
-pub fn config_text(listen: SocketAddr, upstreams: &[(&str, SocketAddr)]) -> String {
+pub fn config_text(
+    listen: SocketAddr,
+    upstreams: &[(&str, SocketAddr)],
+    extras: &Extras,
+) -> String {
+    let intel = match &extras.tor_list {
+        Some(path) => format!(
+            "  ipIntel:\n    categories:\n      proxy.anonymous.tor: [\"{}\"]\n",
+            path.display()
+        ),
+        None => String::new(),
+    };
+    let rate_limit = match extras.rate_limit {
+        Some(capacity) => format!(
+            r#"          - type: rate-limit
+            config:
+              name: Only allow {capacity} requests per second
+              algorithm: sliding_window
+              capacity: {capacity}
+              rate: 1s
+              bucket_key:
+                - "conn.client_ip"
+"#
+        ),
+        None => String::new(),
+    };
     let mut yaml = format!(
         r#"apiVersion: switchyard.dev/v1alpha1
 kind: Gateway
@@ -24,7 +58,7 @@ spec:
   listeners:
     - address: {listen}
   gracePeriod: 5s
----
+{intel}---
 apiVersion: ngrok.k8s.ngrok.com/v1alpha1
 kind: CloudEndpoint
 metadata:
@@ -35,8 +69,7 @@ spec:
     policy:
       on_http_request:
         actions:
-          # Block AI bots and anonymizing proxies by IP category (IP intelligence lists
-          # arrive with the edge-protection work; until then no address has a category).
+{rate_limit}          # Block AI bots and anonymizing proxies by IP category.
           - expressions:
               - ('com.anthropic' in conn.client_ip.categories) ||
                 ('com.openai' in conn.client_ip.categories) ||
@@ -103,7 +136,16 @@ pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
             addr.map_err(|kind| anyhow::anyhow!("cannot start the demo upstreams: {kind}"))?;
         upstreams.push((api, addr));
     }
-    let text = config_text(listen, &upstreams);
+    // The demo's IP list: 127.0.0.2 (reachable with `curl --interface 127.0.0.2`) is a Tor exit.
+    let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let tor_list = dir.join("tor-exits.txt");
+    std::fs::write(&tor_list, "# the demo's Tor exits\n127.0.0.2\n")?;
+    let extras = Extras {
+        rate_limit: Some(10),
+        tor_list: Some(tor_list),
+    };
+    let text = config_text(listen, &upstreams, &extras);
     print_intro(listen, &upstreams);
     gateway::run(Source::Text(text.into()))
 }
@@ -123,6 +165,9 @@ fn print_intro(listen: SocketAddr, upstreams: &[(&str, SocketAddr)]) {
   curl -si {base}/ -H 'X-Acme-Api: billing'                 # 404 SWY_INTERNAL_NOT_FOUND: no such API\n\
   curl -si {base}/                                          # 400 SWY_EXPRESSION_ERROR: no X-Acme-Api header\n\
   curl -si {base}/admin -H 'X-Acme-Api: catalog-eks'        # 403: denied by policy\n\
+  curl -si --interface 127.0.0.2 {base}/ -H 'X-Acme-Api: catalog-eks'   # 404: a Tor exit (IP category)\n\
+  for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}} ' {base}/ -H 'X-Acme-Api: orders-eks'; done; echo\n\
+                                                            # 10 x 200, then 429: 10 requests/s per client IP\n\
 Reload the config with: kill -HUP <pid>; stop with Ctrl-C.\n"
     );
 }
