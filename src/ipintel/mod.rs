@@ -151,6 +151,11 @@ impl IpIntel {
     pub fn entries(&self) -> usize {
         self.entries
     }
+
+    /// Trie nodes over both families (12 bytes each).
+    pub fn nodes(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
 }
 
 /// One list file: an IP or CIDR per line; `#` starts a comment.

@@ -75,6 +75,10 @@ impl Trie {
         self.nodes.shrink_to_fit();
     }
 
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// The deepest set on the path of `addr` (0 = none).
     pub fn lookup(&self, addr: &[u8], bits: u8) -> u32 {
         let mut at = 0usize;
