@@ -202,3 +202,39 @@ fn fail_closed_answers_503_while_redis_is_down() {
         Some("SWY_RATE_LIMIT_UNAVAILABLE")
     );
 }
+
+#[test]
+fn killing_redis_under_load_fails_no_request() {
+    let Some(redis) = Redis::start() else { return };
+    let ups = Upstreams::start(&["catalog-1"]);
+    let gw = redis_gateway(&redis.url(), "open", 1_000_000, ups.addr(0));
+    let port = gw.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = connect_from(port, &format!("127.0.2.{}", i + 1));
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match c.send("GET", "/", &[("X-Acme-Api", "catalog-eks")], "") {
+                        Ok(r) => seen.push(r.status),
+                        Err(e) => panic!("request failed: {e}"),
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(redis);
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen: Vec<u16> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(seen.len() > 30, "only {} requests", seen.len());
+    assert!(seen.iter().all(|s| *s == 200), "{seen:?}");
+    assert!(gw.wait_log("deciding without it", 1), "{}", gw.log_text());
+}
