@@ -2,7 +2,7 @@
 # Installs the Debian packages Switchyard's build and tests need (idempotent).
 # Pingora's zlib-ng needs cmake; the tests start their own redis-server instances.
 set -euo pipefail
-packages=(cmake perl make gcc g++ pkg-config curl redis-server)
+packages=(cmake perl make gcc g++ pkg-config curl redis-server modsecurity-crs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -9,3 +9,4 @@ pub mod gateway;
 pub mod ipintel;
 pub mod policy;
 pub mod ratelimit;
+pub mod waf;
