@@ -146,7 +146,7 @@ pub fn parse_file(path: &Path) -> Result<Vec<Located>, SecLangError> {
     parse(&text, &path.display().to_string())
 }
 
-fn args<'w>(words: &'w [String], n: usize) -> Result<&'w [String], String> {
+fn args(words: &[String], n: usize) -> Result<&[String], String> {
     if words.len() != n + 1 {
         return Err(format!(
             "{} takes {n} argument(s), found {}",
