@@ -2,3 +2,4 @@
 //! Core Rule Set unchanged. It knows nothing of Pingora or of Traffic Policy.
 
 pub mod seclang;
+pub mod transforms;
