@@ -1,0 +1,152 @@
+//! Numeric and string comparisons; the argument may hold `%{macros}`.
+
+use super::Expand;
+use crate::waf::macros::Template;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Eq,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Streq,
+    BeginsWith,
+    EndsWith,
+    Contains,
+    ContainsWord,
+    Within,
+    Strmatch,
+}
+
+#[derive(Debug)]
+pub struct Compare {
+    kind: Kind,
+    arg: Template,
+}
+
+/// ModSecurity reads numbers like `atoi`: leading digits (with a sign), else 0.
+fn atoi(s: &[u8]) -> i64 {
+    let s = std::str::from_utf8(s).unwrap_or("").trim_start();
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let n: i64 = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |acc, d| {
+            acc.saturating_mul(10).saturating_add((d - b'0') as i64)
+        });
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Compare {
+    pub fn new(name: &str, arg: &str) -> Result<Option<Compare>, String> {
+        let kind = match name {
+            "eq" => Kind::Eq,
+            "ge" => Kind::Ge,
+            "gt" => Kind::Gt,
+            "le" => Kind::Le,
+            "lt" => Kind::Lt,
+            "streq" => Kind::Streq,
+            "beginsWith" => Kind::BeginsWith,
+            "endsWith" => Kind::EndsWith,
+            "contains" => Kind::Contains,
+            "containsWord" => Kind::ContainsWord,
+            "within" => Kind::Within,
+            "strmatch" => Kind::Strmatch,
+            _ => return Ok(None),
+        };
+        Ok(Some(Compare {
+            kind,
+            arg: Template::parse(arg),
+        }))
+    }
+
+    pub fn matches(&self, value: &[u8], env: &dyn Expand) -> bool {
+        let expanded;
+        let arg: &[u8] = match self.arg.literal() {
+            Some(l) => l.as_bytes(),
+            None => {
+                expanded = env.expand(&self.arg);
+                expanded.as_bytes()
+            }
+        };
+        match self.kind {
+            Kind::Eq => atoi(value) == atoi(arg),
+            Kind::Ge => atoi(value) >= atoi(arg),
+            Kind::Gt => atoi(value) > atoi(arg),
+            Kind::Le => atoi(value) <= atoi(arg),
+            Kind::Lt => atoi(value) < atoi(arg),
+            Kind::Streq => value == arg,
+            Kind::BeginsWith => value.starts_with(arg),
+            Kind::EndsWith => value.ends_with(arg),
+            Kind::Contains | Kind::Strmatch => find(value, arg).is_some(),
+            Kind::Within => !value.is_empty() && find(arg, value).is_some(),
+            Kind::ContainsWord => {
+                let word =
+                    |b: Option<&u8>| b.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+                let mut start = 0;
+                while let Some(p) = find(&value[start..], arg) {
+                    let at = start + p;
+                    let before = at.checked_sub(1).and_then(|i| value.get(i));
+                    if !word(before) && !word(value.get(at + arg.len())) {
+                        return true;
+                    }
+                    start = at + 1;
+                    if arg.is_empty() || start >= value.len() {
+                        break;
+                    }
+                }
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoTx;
+    impl Expand for NoTx {
+        fn expand(&self, _t: &Template) -> String {
+            "5".into()
+        }
+    }
+
+    fn m(name: &str, arg: &str, value: &str) -> bool {
+        Compare::new(name, arg)
+            .unwrap()
+            .unwrap()
+            .matches(value.as_bytes(), &NoTx)
+    }
+
+    #[test]
+    fn comparisons() {
+        assert!(m("eq", "0", "abc"));
+        assert!(m("ge", "%{tx.threshold}", "7"));
+        assert!(!m("lt", "%{tx.threshold}", "5"));
+        assert!(m("gt", "-1", "0"));
+        assert!(m("within", "GET HEAD POST", "GET"));
+        assert!(!m("within", "GET HEAD POST", "PUT"));
+        assert!(!m("within", "GET", ""));
+        assert!(m("containsWord", "select", "x select y"));
+        assert!(!m("containsWord", "select", "selection"));
+        assert!(m("endsWith", ".php", "index.php"));
+        assert!(m("streq", "a", "a") && !m("streq", "a", "ab"));
+    }
+}

@@ -1,0 +1,88 @@
+//! Operators (`@rx`, `@pm`, `@eq`, ...): compiled once per rule, run per value. An argument
+//! with a `%{macro}` is expanded per transaction before the comparison.
+
+mod compare;
+mod inject;
+mod pm;
+mod rx;
+mod validate;
+
+use super::macros::Template;
+use std::path::Path;
+
+pub use rx::Captures;
+
+/// What a macro-bearing argument expands against (the transaction's collections).
+pub trait Expand {
+    fn expand(&self, t: &Template) -> String;
+}
+
+#[derive(Debug)]
+pub enum Operator {
+    Rx(rx::Rx),
+    Pm(pm::Pm),
+    Compare(compare::Compare),
+    DetectSqli,
+    DetectXss,
+    ValidateByteRange(Box<[bool; 256]>),
+    ValidateUrlEncoding,
+    ValidateUtf8Encoding,
+    IpMatch(Vec<ipnet::IpNet>),
+    Unconditional,
+    NoMatch,
+}
+
+/// Compiles an operator; `dir` is the rule file's directory (for `@pmFromFile`).
+pub fn compile(name: &str, arg: &str, dir: &Path) -> Result<Operator, String> {
+    Ok(match name {
+        "rx" => Operator::Rx(rx::Rx::new(arg)?),
+        "pm" => Operator::Pm(pm::Pm::new(arg.split_whitespace())?),
+        "pmFromFile" | "pmf" => Operator::Pm(pm::Pm::from_files(arg, dir)?),
+        "detectSQLi" => Operator::DetectSqli,
+        "detectXSS" => Operator::DetectXss,
+        "validateByteRange" => Operator::ValidateByteRange(validate::byte_ranges(arg)?),
+        "validateUrlEncoding" => Operator::ValidateUrlEncoding,
+        "validateUtf8Encoding" => Operator::ValidateUtf8Encoding,
+        "ipMatch" => Operator::IpMatch(
+            arg.split(',')
+                .map(|s| {
+                    let s = s.trim();
+                    s.parse::<ipnet::IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| format!("@ipMatch: `{s}` is not an IP or CIDR"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        "unconditionalMatch" => Operator::Unconditional,
+        "noMatch" => Operator::NoMatch,
+        // Without a GeoIP database or network access these can never match; CRS only uses
+        // them behind settings that are off by default.
+        "geoLookup" | "rbl" => Operator::NoMatch,
+        other => match compare::Compare::new(other, arg)? {
+            Some(c) => Operator::Compare(c),
+            None => return Err(format!("operator `@{other}` is not supported yet")),
+        },
+    })
+}
+
+impl Operator {
+    /// Whether `value` matches; `captures` receives `@rx` groups when asked for.
+    pub fn matches(&self, value: &[u8], env: &dyn Expand, captures: Option<&mut Captures>) -> bool {
+        match self {
+            Operator::Rx(r) => r.matches(value, captures),
+            Operator::Pm(p) => p.matches(value, captures),
+            Operator::Compare(c) => c.matches(value, env),
+            Operator::DetectSqli => inject::sqli(value, captures),
+            Operator::DetectXss => inject::xss(value),
+            Operator::ValidateByteRange(allowed) => value.iter().any(|b| !allowed[*b as usize]),
+            Operator::ValidateUrlEncoding => validate::bad_url_encoding(value),
+            Operator::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
+            Operator::IpMatch(nets) => std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+            Operator::Unconditional => true,
+            Operator::NoMatch => false,
+        }
+    }
+}
