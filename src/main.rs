@@ -29,6 +29,24 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run CRS regression tests (go-ftw YAML) against the WAF engine in-process.
+    CrsTest {
+        /// The CRS directory (holding rules/ and crs-setup.conf[.example]).
+        #[arg(long)]
+        crs: PathBuf,
+        /// The directory of test files (searched recursively).
+        #[arg(long)]
+        tests: PathBuf,
+        /// Tests to skip, each with its reason (go-ftw overrides format).
+        #[arg(long)]
+        overrides: Option<PathBuf>,
+        /// Our base configuration, loaded before the CRS.
+        #[arg(long, default_value = "rules/switchyard-base.conf")]
+        base: PathBuf,
+        /// Print passing tests too.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// The Acme scenario on loopback, with built-in upstream APIs.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -43,6 +61,13 @@ fn main() -> ExitCode {
         Command::Run { config } => gateway::run(Source::Path(config)).map(|_| ExitCode::SUCCESS),
         Command::Check { config } => Ok(check(config)),
         Command::Demo { listen } => switchyard::demo::run(listen).map(|_| ExitCode::SUCCESS),
+        Command::CrsTest {
+            crs,
+            tests,
+            overrides,
+            base,
+            verbose,
+        } => crs_test(&crs, &tests, overrides.as_deref(), &base, verbose),
     };
     match result {
         Ok(code) => code,
@@ -104,4 +129,49 @@ fn print_summary(shown: &str, c: &Compiled) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn crs_test(
+    crs: &std::path::Path,
+    tests: &std::path::Path,
+    overrides: Option<&std::path::Path>,
+    base: &std::path::Path,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
+    use switchyard::waf::ftw;
+    let rules = ftw::load_crs(crs, base)?;
+    let skips = match overrides {
+        Some(p) => ftw::load_overrides(p).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let skip = |rule: u64, test: u64| {
+        skips
+            .iter()
+            .any(|(r, ids, _)| *r == rule && (ids.is_empty() || ids.contains(&test)))
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for file in ftw::test_files(tests) {
+        for o in ftw::run_file(&rules, &file, &skip) {
+            if o.passed {
+                passed += 1;
+                if verbose {
+                    println!("PASS {}", o.name);
+                }
+            } else {
+                failed += 1;
+                println!("FAIL {}: {}", o.name, o.detail);
+            }
+        }
+    }
+    println!(
+        "{} rules loaded; {} tests overridden",
+        rules.rules,
+        skips.len()
+    );
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -1,0 +1,71 @@
+//! The variables of one transaction: one slot per SecLang variable, each a list of
+//! `(key, value)` (a scalar has one entry keyed by its own name).
+
+use super::seclang::names::VARIABLES;
+
+pub fn slot(name: &str) -> usize {
+    VARIABLES
+        .iter()
+        .position(|v| *v == name)
+        .unwrap_or_else(|| panic!("{name} is a known variable"))
+}
+
+#[derive(Debug, Clone)]
+pub struct Collections {
+    slots: Vec<Vec<(String, Vec<u8>)>>,
+}
+
+impl Default for Collections {
+    fn default() -> Self {
+        Collections {
+            slots: vec![Vec::new(); VARIABLES.len()],
+        }
+    }
+}
+
+impl Collections {
+    pub fn get(&self, slot: usize) -> &[(String, Vec<u8>)] {
+        &self.slots[slot]
+    }
+
+    pub fn set_scalar(&mut self, name: &str, value: impl Into<Vec<u8>>) {
+        let s = slot(name);
+        self.slots[s] = vec![(name.to_string(), value.into())];
+    }
+
+    pub fn add(&mut self, name: &str, key: impl Into<String>, value: impl Into<Vec<u8>>) {
+        self.slots[slot(name)].push((key.into(), value.into()));
+    }
+
+    pub fn clear(&mut self, name: &str) {
+        self.slots[slot(name)].clear();
+    }
+
+    /// The value under `key` (case-insensitive), or the first value when `key` is `None`.
+    pub fn value(&self, slot: usize, key: Option<&str>) -> Option<&[u8]> {
+        let entries = &self.slots[slot];
+        match key {
+            None => entries.first().map(|(_, v)| v.as_slice()),
+            Some(k) => entries
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.as_slice()),
+        }
+    }
+
+    /// Sets `key` in a keyed collection (TX and the like), replacing an existing value.
+    pub fn put(&mut self, slot: usize, key: &str, value: Vec<u8>) {
+        let entries = &mut self.slots[slot];
+        match entries
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        {
+            Some(e) => e.1 = value,
+            None => entries.push((key.to_ascii_lowercase(), value)),
+        }
+    }
+
+    pub fn remove(&mut self, slot: usize, key: &str) {
+        self.slots[slot].retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+    }
+}

@@ -1,0 +1,308 @@
+//! Directives → a [`RuleSet`]: rules per phase in file order, with markers, defaults,
+//! removals and target updates applied at load.
+
+use super::actions::{Actions, Disruptive};
+use super::rule::{Defaults, Rule, Target};
+use super::seclang::{self, Directive, EngineMode, Located, SecLangError};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub enum Item {
+    Rule(Arc<Rule>),
+    Marker(String),
+}
+
+#[derive(Debug)]
+pub struct RuleSet {
+    pub phases: [Vec<Item>; 5],
+    /// For each phase, the index of each marker.
+    pub markers: [HashMap<String, usize>; 5],
+    pub defaults: [Defaults; 5],
+    pub engine: EngineMode,
+    pub request_body_access: bool,
+    pub response_body_access: bool,
+    pub rules: usize,
+}
+
+impl RuleSet {
+    /// Compiles directives (in load order); `dirs[i]` is the directory of the file the
+    /// directive came from, for `@pmFromFile`.
+    pub fn build(directives: &[Located]) -> Result<RuleSet, SecLangError> {
+        let mut b = Builder::default();
+        for d in directives {
+            b.add(d).map_err(|reason| SecLangError {
+                file: d.file.clone(),
+                line: d.line,
+                reason,
+            })?;
+        }
+        if b.pending_chain.is_some() {
+            let last = directives.last().expect("a pending chain has a directive");
+            return Err(SecLangError {
+                file: last.file.clone(),
+                line: last.line,
+                reason: "the last rule says `chain` but no rule follows".into(),
+            });
+        }
+        Ok(b.finish())
+    }
+
+    /// Loads files in order.
+    pub fn load(files: &[&Path]) -> Result<RuleSet, SecLangError> {
+        let mut all = Vec::new();
+        for f in files {
+            all.extend(seclang::parse_file(f)?);
+        }
+        Self::build(&all)
+    }
+}
+
+enum Entry {
+    Rule(u8, Rule),
+    Marker(String),
+}
+
+impl Entry {
+    fn rule(&self) -> Option<&Rule> {
+        match self {
+            Entry::Rule(_, r) => Some(r),
+            Entry::Marker(_) => None,
+        }
+    }
+}
+
+struct Builder {
+    entries: Vec<Entry>,
+    defaults: [Defaults; 5],
+    engine: EngineMode,
+    request_body_access: bool,
+    response_body_access: bool,
+    /// The rule (by index in `rules`) that ended with `chain`.
+    pending_chain: Option<usize>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            entries: Vec::new(),
+            defaults: Default::default(),
+            engine: EngineMode::On,
+            request_body_access: true,
+            response_body_access: false,
+            pending_chain: None,
+        }
+    }
+}
+
+impl Builder {
+    fn add(&mut self, d: &Located) -> Result<(), String> {
+        let dir = Path::new(&*d.file).parent().unwrap_or(Path::new("."));
+        match &d.directive {
+            Directive::Rule {
+                variables,
+                operator,
+                actions,
+            } => {
+                let parsed = Actions::parse(actions)?;
+                if let Some(parent) = self.pending_chain.take() {
+                    let Entry::Rule(phase, parent_rule) = &mut self.entries[parent] else {
+                        return Err("internal: chain parent is not a rule".into());
+                    };
+                    let chains_on = parsed.chain;
+                    let mut rule = Rule::compile(
+                        variables,
+                        operator,
+                        parsed,
+                        &self.defaults[*phase as usize - 1],
+                        dir,
+                    )?;
+                    rule.file = d.file.clone();
+                    rule.line = d.line;
+                    parent_rule.last_mut().chained = Some(Box::new(rule));
+                    if chains_on {
+                        self.pending_chain = Some(parent);
+                    }
+                    return Ok(());
+                }
+                if parsed.id == 0 {
+                    return Err("a rule needs an `id`".into());
+                }
+                self.push_rule(
+                    Rule::compile(
+                        variables,
+                        operator,
+                        parsed.clone(),
+                        &self.defaults[phase_of(&parsed) as usize - 1],
+                        dir,
+                    )?,
+                    d,
+                )
+            }
+            Directive::Action(actions) => {
+                let parsed = Actions::parse(actions)?;
+                if parsed.id == 0 {
+                    return Err("SecAction needs an `id`".into());
+                }
+                let op = seclang::OperatorSpec {
+                    negated: false,
+                    name: "unconditionalMatch",
+                    argument: String::new(),
+                };
+                let rule = Rule::compile(&[], &op, parsed, &Defaults::default(), dir)?;
+                self.push_rule(rule, d)
+            }
+            Directive::Marker(name) => {
+                self.entries.push(Entry::Marker(name.clone()));
+                Ok(())
+            }
+            Directive::DefaultAction(actions) => {
+                let parsed = Actions::parse(actions)?;
+                let phase = parsed.phase.ok_or("SecDefaultAction needs a phase")?;
+                self.defaults[phase as usize - 1] = Defaults {
+                    disruptive: parsed.disruptive,
+                    log: parsed.log,
+                    transforms: parsed.transforms,
+                };
+                Ok(())
+            }
+            Directive::RuleEngine(mode) => {
+                self.engine = *mode;
+                Ok(())
+            }
+            Directive::RequestBodyAccess(on) => {
+                self.request_body_access = *on;
+                Ok(())
+            }
+            Directive::ResponseBodyAccess(on) => {
+                self.response_body_access = *on;
+                Ok(())
+            }
+            Directive::RemoveById(ranges) => {
+                self.entries.retain(|e| {
+                    e.rule().is_none_or(|r| {
+                        !ranges
+                            .iter()
+                            .any(|(a, b)| (*a..=*b).contains(&r.actions.id))
+                    })
+                });
+                Ok(())
+            }
+            Directive::RemoveByTag(tag) => {
+                self.entries.retain(|e| {
+                    e.rule()
+                        .is_none_or(|r| !r.actions.tags.iter().any(|t| t == tag))
+                });
+                Ok(())
+            }
+            Directive::RemoveByMsg(msg) => {
+                self.entries.retain(|e| {
+                    e.rule().is_none_or(|r| {
+                        r.actions.msg.as_ref().and_then(|m| m.literal()) != Some(msg)
+                    })
+                });
+                Ok(())
+            }
+            Directive::UpdateTargetById { ids, targets } => {
+                for rule in self
+                    .rules_mut()
+                    .filter(|r| ids.iter().any(|(a, b)| (*a..=*b).contains(&r.actions.id)))
+                {
+                    for t in targets {
+                        let compiled = Target::compile(t)?;
+                        if t.exclude {
+                            rule.exclusions.push(compiled);
+                        } else {
+                            rule.targets.push(compiled);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Directive::UpdateTargetByTag { tag, targets } => {
+                for rule in self
+                    .rules_mut()
+                    .filter(|r| r.actions.tags.iter().any(|x| x == tag))
+                {
+                    for t in targets {
+                        let compiled = Target::compile(t)?;
+                        if t.exclude {
+                            rule.exclusions.push(compiled);
+                        } else {
+                            rule.targets.push(compiled);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Directive::UpdateActionById { .. } => {
+                Err("SecRuleUpdateActionById is not supported yet".into())
+            }
+            Directive::ComponentSignature(_) | Directive::NoEffect(_) => Ok(()),
+        }
+    }
+
+    fn push_rule(&mut self, mut rule: Rule, d: &Located) -> Result<(), String> {
+        rule.file = d.file.clone();
+        rule.line = d.line;
+        let phase = phase_of(&rule.actions);
+        let defaults = &self.defaults[phase as usize - 1];
+        if rule.actions.log.is_none() {
+            rule.actions.log = defaults.log;
+        }
+        if rule.actions.disruptive.is_none() || rule.actions.disruptive == Some(Disruptive::Block) {
+            let inherited = defaults.disruptive.unwrap_or(Disruptive::Pass);
+            if rule.actions.disruptive.is_none() || inherited != Disruptive::Block {
+                rule.actions.disruptive = Some(inherited);
+            }
+        }
+        let chains = rule.actions.chain;
+        self.entries.push(Entry::Rule(phase, rule));
+        if chains {
+            self.pending_chain = Some(self.entries.len() - 1);
+        }
+        Ok(())
+    }
+
+    fn rules_mut(&mut self) -> impl Iterator<Item = &mut Rule> {
+        self.entries.iter_mut().filter_map(|e| match e {
+            Entry::Rule(_, r) => Some(r),
+            Entry::Marker(_) => None,
+        })
+    }
+
+    fn finish(self) -> RuleSet {
+        let mut phases: [Vec<Item>; 5] = Default::default();
+        let mut markers: [HashMap<String, usize>; 5] = Default::default();
+        let mut count = 0;
+        for entry in self.entries {
+            match entry {
+                Entry::Rule(phase, rule) => {
+                    count += 1;
+                    phases[phase as usize - 1].push(Item::Rule(Arc::new(rule)));
+                }
+                // A marker stands in every phase: skipAfter jumps within the current one.
+                Entry::Marker(name) => {
+                    for p in 0..5 {
+                        markers[p].insert(name.clone(), phases[p].len());
+                        phases[p].push(Item::Marker(name.clone()));
+                    }
+                }
+            }
+        }
+        RuleSet {
+            phases,
+            markers,
+            defaults: self.defaults,
+            engine: self.engine,
+            request_body_access: self.request_body_access,
+            response_body_access: self.response_body_access,
+            rules: count,
+        }
+    }
+}
+
+fn phase_of(a: &Actions) -> u8 {
+    a.phase.unwrap_or(2)
+}

@@ -1,0 +1,582 @@
+//! One request (and its response) through the rule set: variables filled per phase, rules run
+//! in order with chains, skips, `setvar` and `ctl`, and the matched rule ids recorded.
+
+use super::actions::{Ctl, Disruptive, SetVarOp};
+use super::bodies;
+use super::collections::{slot, Collections};
+use super::macros::{Part, Template};
+use super::operators::{Captures, Expand};
+use super::rule::{Rule, Target};
+use super::ruleset::{Item, RuleSet};
+use super::seclang::{self, EngineMode};
+use super::transforms;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// What the request looks like to the WAF.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// The request target as sent (`/path?query`).
+    pub uri: String,
+    pub protocol: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub remote_addr: String,
+    pub remote_port: u16,
+    pub server_addr: String,
+    pub server_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interruption {
+    pub rule_id: u64,
+    pub status: u16,
+}
+
+/// A rule that matched and logs.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    pub id: u64,
+    pub phase: u8,
+    pub msg: String,
+}
+
+pub struct Transaction<'r> {
+    rules: &'r RuleSet,
+    vars: Collections,
+    engine: EngineMode,
+    removed_ids: Vec<(u64, u64)>,
+    removed_tags: Vec<String>,
+    removed_targets: Vec<(Vec<(u64, u64)>, Option<String>, Target)>,
+    body_processor: Option<String>,
+    force_body_variable: bool,
+    pub matched: Vec<Matched>,
+    pub interruption: Option<Interruption>,
+    tx_slot: usize,
+    current_rule: Option<(u64, String)>,
+}
+
+impl Expand for Transaction<'_> {
+    fn expand(&self, t: &Template) -> String {
+        let mut out = String::new();
+        for part in t.parts() {
+            match part {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var { collection, key } => {
+                    if collection == "RULE" {
+                        if let Some((id, msg)) = &self.current_rule {
+                            match key.as_deref() {
+                                Some("id") => out.push_str(&id.to_string()),
+                                Some("msg") => out.push_str(msg),
+                                _ => {}
+                            }
+                        }
+                        continue;
+                    }
+                    if let Some(s) = seclang::names::variable(collection)
+                        .and_then(|n| seclang::names::VARIABLES.iter().position(|v| *v == n))
+                    {
+                        if let Some(v) = self.vars.value(s, key.as_deref()) {
+                            out.push_str(&String::from_utf8_lossy(v));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn atoi(s: &[u8]) -> i64 {
+    let s = std::str::from_utf8(s).unwrap_or("").trim();
+    let (neg, d) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let n = d.bytes().take_while(u8::is_ascii_digit).fold(0i64, |a, c| {
+        a.saturating_mul(10).saturating_add((c - b'0') as i64)
+    });
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+impl<'r> Transaction<'r> {
+    pub fn new(rules: &'r RuleSet) -> Transaction<'r> {
+        Transaction {
+            rules,
+            vars: Collections::default(),
+            engine: rules.engine,
+            removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_targets: Vec::new(),
+            body_processor: None,
+            force_body_variable: false,
+            matched: Vec::new(),
+            interruption: None,
+            tx_slot: slot("TX"),
+            current_rule: None,
+        }
+    }
+
+    pub fn matched_ids(&self) -> Vec<u64> {
+        self.matched.iter().map(|m| m.id).collect()
+    }
+
+    pub fn tx(&self, key: &str) -> Option<&[u8]> {
+        self.vars.value(self.tx_slot, Some(key))
+    }
+
+    /// Phase 1: the request line and headers.
+    pub fn process_request_headers(&mut self, req: &Request) -> Option<Interruption> {
+        self.fill_request(req);
+        self.run_phase(1);
+        self.interruption.clone()
+    }
+
+    /// Phase 2: the request body (already read, possibly truncated by the caller).
+    pub fn process_request_body(&mut self, body: &[u8]) -> Option<Interruption> {
+        if self.interruption.is_some() {
+            return self.interruption.clone();
+        }
+        self.fill_body(body);
+        self.run_phase(2);
+        self.interruption.clone()
+    }
+
+    /// Phase 3: the response status and headers.
+    pub fn process_response_headers(
+        &mut self,
+        status: u16,
+        protocol: &str,
+        headers: &[(String, Vec<u8>)],
+    ) -> Option<Interruption> {
+        if self.interruption.is_some() {
+            return self.interruption.clone();
+        }
+        self.vars.set_scalar("RESPONSE_STATUS", status.to_string());
+        self.vars.set_scalar("RESPONSE_PROTOCOL", protocol);
+        self.vars
+            .set_scalar("STATUS_LINE", format!("{protocol} {status}"));
+        for (k, v) in headers {
+            self.vars.add("RESPONSE_HEADERS", k.clone(), v.clone());
+            self.vars
+                .add("RESPONSE_HEADERS_NAMES", k.clone(), k.clone().into_bytes());
+            if k.eq_ignore_ascii_case("content-type") {
+                self.vars.set_scalar("RESPONSE_CONTENT_TYPE", v.clone());
+            }
+            if k.eq_ignore_ascii_case("content-length") {
+                self.vars.set_scalar("RESPONSE_CONTENT_LENGTH", v.clone());
+            }
+        }
+        self.run_phase(3);
+        self.interruption.clone()
+    }
+
+    /// Phase 4: the response body.
+    pub fn process_response_body(&mut self, body: &[u8]) -> Option<Interruption> {
+        if self.interruption.is_some() {
+            return self.interruption.clone();
+        }
+        self.vars.set_scalar("RESPONSE_BODY", body);
+        self.run_phase(4);
+        self.interruption.clone()
+    }
+
+    fn fill_request(&mut self, req: &Request) {
+        let v = &mut self.vars;
+        v.set_scalar("REQUEST_METHOD", req.method.as_str());
+        v.set_scalar("REQUEST_PROTOCOL", req.protocol.as_str());
+        v.set_scalar(
+            "REQUEST_LINE",
+            format!("{} {} {}", req.method, req.uri, req.protocol),
+        );
+        v.set_scalar("REQUEST_URI", req.uri.as_str());
+        v.set_scalar("REQUEST_URI_RAW", req.uri.as_str());
+        let (path, query) = match req.uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (req.uri.as_str(), None),
+        };
+        // An absolute-form target keeps only its path here.
+        let path = match path.find("://") {
+            Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
+            None => path,
+        };
+        v.set_scalar("REQUEST_FILENAME", path);
+        let base = path.rsplit(['/', '\\']).next().unwrap_or(path);
+        v.set_scalar("REQUEST_BASENAME", base);
+        v.set_scalar("QUERY_STRING", query.unwrap_or(""));
+        v.set_scalar("REMOTE_ADDR", req.remote_addr.as_str());
+        v.set_scalar("REMOTE_PORT", req.remote_port.to_string());
+        v.set_scalar("SERVER_ADDR", req.server_addr.as_str());
+        v.set_scalar("SERVER_PORT", req.server_port.to_string());
+        v.set_scalar(
+            "UNIQUE_ID",
+            format!("{:x}", std::ptr::addr_of!(*req) as usize),
+        );
+        v.set_scalar("REQBODY_ERROR", "0");
+        v.set_scalar("MULTIPART_STRICT_ERROR", "0");
+        v.set_scalar("REQUEST_BODY_LENGTH", "0");
+        for (k, val) in &req.headers {
+            v.add("REQUEST_HEADERS", k.clone(), val.clone());
+            v.add("REQUEST_HEADERS_NAMES", k.clone(), k.clone().into_bytes());
+            if k.eq_ignore_ascii_case("host") {
+                v.set_scalar(
+                    "SERVER_NAME",
+                    String::from_utf8_lossy(val)
+                        .split(':')
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
+            }
+            if k.eq_ignore_ascii_case("cookie") {
+                for c in val.split(|b| *b == b';') {
+                    let c = String::from_utf8_lossy(c);
+                    let c = c.trim();
+                    if c.is_empty() {
+                        continue;
+                    }
+                    let (name, value) = c.split_once('=').unwrap_or((c, ""));
+                    v.add(
+                        "REQUEST_COOKIES",
+                        name.to_string(),
+                        value.as_bytes().to_vec(),
+                    );
+                    v.add(
+                        "REQUEST_COOKIES_NAMES",
+                        name.to_string(),
+                        name.as_bytes().to_vec(),
+                    );
+                }
+            }
+        }
+        if let Some(q) = query {
+            for (name, value) in bodies::urlencoded::parse(q.as_bytes()) {
+                self.add_arg("GET", name, value);
+            }
+        }
+    }
+
+    fn add_arg(&mut self, source: &str, name: String, value: Vec<u8>) {
+        let size = name.len() + value.len();
+        let v = &mut self.vars;
+        v.add(&format!("ARGS_{source}"), name.clone(), value.clone());
+        v.add(
+            &format!("ARGS_{source}_NAMES"),
+            name.clone(),
+            name.clone().into_bytes(),
+        );
+        v.add("ARGS", name.clone(), value);
+        v.add("ARGS_NAMES", name.clone(), name.into_bytes());
+        let total = v
+            .value(slot("ARGS_COMBINED_SIZE"), None)
+            .map(atoi)
+            .unwrap_or(0)
+            + size as i64;
+        v.set_scalar("ARGS_COMBINED_SIZE", total.to_string());
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.vars
+            .value(slot("REQUEST_HEADERS"), Some(name))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn fill_body(&mut self, body: &[u8]) {
+        self.vars
+            .set_scalar("REQUEST_BODY_LENGTH", body.len().to_string());
+        let ctype = self
+            .header("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let processor = self.body_processor.clone().or_else(|| {
+            if ctype.starts_with("application/x-www-form-urlencoded") {
+                Some("URLENCODED".into())
+            } else if ctype.starts_with("multipart/form-data") {
+                Some("MULTIPART".into())
+            } else {
+                None
+            }
+        });
+        if let Some(p) = &processor {
+            self.vars.set_scalar("REQBODY_PROCESSOR", p.as_str());
+        }
+        if processor.as_deref() == Some("URLENCODED")
+            || processor.is_none()
+            || self.force_body_variable
+        {
+            self.vars.set_scalar("REQUEST_BODY", body);
+        }
+        if body.is_empty() {
+            return;
+        }
+        match processor.as_deref() {
+            Some("URLENCODED") => {
+                for (name, value) in bodies::urlencoded::parse(body) {
+                    self.add_arg("POST", name, value);
+                }
+            }
+            Some("JSON") => match bodies::json::parse(body) {
+                Ok(args) => {
+                    for (name, value) in args {
+                        self.add_arg("POST", name, value);
+                    }
+                }
+                Err(e) => self.body_error(e),
+            },
+            Some("MULTIPART") => {
+                let Some(b) = bodies::multipart::boundary(&ctype) else {
+                    self.body_error("multipart body without a boundary".into());
+                    return;
+                };
+                let parsed = bodies::multipart::parse(body, &b);
+                if parsed.strict_error {
+                    self.vars.set_scalar("MULTIPART_STRICT_ERROR", "1");
+                    self.vars.set_scalar("REQBODY_ERROR", "1");
+                }
+                for (name, value) in parsed.args {
+                    self.add_arg("POST", name, value);
+                }
+                let mut total = 0;
+                for (field, file, size) in parsed.files {
+                    self.vars
+                        .add("FILES", field.clone(), file.clone().into_bytes());
+                    self.vars
+                        .add("FILES_NAMES", field.clone(), field.into_bytes());
+                    self.vars.add("MULTIPART_FILENAME", "", file.into_bytes());
+                    total += size;
+                }
+                self.vars
+                    .set_scalar("FILES_COMBINED_SIZE", total.to_string());
+                for (name, line) in parsed.part_headers {
+                    self.vars.add("MULTIPART_PART_HEADERS", name, line);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn body_error(&mut self, msg: String) {
+        self.vars.set_scalar("REQBODY_ERROR", "1");
+        self.vars.set_scalar("REQBODY_ERROR_MSG", msg.clone());
+        self.vars.set_scalar("REQBODY_PROCESSOR_ERROR", "1");
+    }
+
+    fn removed(&self, rule: &Rule) -> bool {
+        let id = rule.actions.id;
+        self.removed_ids
+            .iter()
+            .any(|(a, b)| (*a..=*b).contains(&id))
+            || rule
+                .actions
+                .tags
+                .iter()
+                .any(|t| self.removed_tags.iter().any(|r| r == t))
+    }
+
+    fn run_phase(&mut self, phase: u8) {
+        if self.engine == EngineMode::Off {
+            return;
+        }
+        let rules = self.rules;
+        let items = &rules.phases[phase as usize - 1];
+        let mut i = 0;
+        let mut skip = 0u32;
+        while i < items.len() {
+            let Item::Rule(rule) = &items[i] else {
+                i += 1;
+                continue;
+            };
+            i += 1;
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if self.removed(rule) || !self.evaluate(rule, rule.actions.id) {
+                continue;
+            }
+            self.run_actions(rule, phase);
+            if let Some(marker) = &rule.actions.skip_after {
+                i = rules.markers[phase as usize - 1]
+                    .get(marker)
+                    .copied()
+                    .filter(|m| *m >= i)
+                    .unwrap_or(items.len());
+                continue;
+            }
+            skip = rule.actions.skip;
+            match rule.actions.disruptive {
+                Some(Disruptive::Allow) => return,
+                Some(Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect)
+                    if self.engine == EngineMode::On =>
+                {
+                    self.interruption = Some(Interruption {
+                        rule_id: rule.actions.id,
+                        status: rule.actions.status.unwrap_or(403),
+                    });
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Values of one target for `rule_id`, less the rule's exclusions and `ctl` removals.
+    fn values(&self, t: &Target, rule: &Rule, rule_id: u64) -> Vec<(String, Vec<u8>)> {
+        let entries = self.vars.get(t.slot);
+        let excluded = |key: &str| {
+            rule.exclusions.iter().any(|x| x.covers(t.slot, key))
+                || self.removed_targets.iter().any(|(ids, tag, x)| {
+                    let applies = ids.iter().any(|(a, b)| (*a..=*b).contains(&rule_id))
+                        || tag
+                            .as_ref()
+                            .is_some_and(|tag| rule.actions.tags.contains(tag));
+                    applies && x.covers(t.slot, key)
+                })
+        };
+        let selected = entries
+            .iter()
+            .filter(|(k, _)| t.selector.as_ref().is_none_or(|s| s.matches(k)) && !excluded(k));
+        if t.count {
+            let n = selected.count();
+            return vec![(format!("&{}", t.name), n.to_string().into_bytes())];
+        }
+        selected
+            .map(|(k, v)| {
+                let name = if k == t.name {
+                    k.clone()
+                } else {
+                    format!("{}:{k}", t.name)
+                };
+                (name, v.clone())
+            })
+            .collect()
+    }
+
+    /// Whether the rule (and its whole chain) matches; sets MATCHED_VAR(S) and captures.
+    fn evaluate(&mut self, rule: &Rule, chain_id: u64) -> bool {
+        let mut values = Vec::new();
+        for t in &rule.targets {
+            values.extend(self.values(t, rule, chain_id));
+        }
+        if rule.targets.is_empty() {
+            // SecAction: an unconditional match with no variable.
+            values.push((String::new(), Vec::new()));
+        }
+        self.vars.clear("MATCHED_VARS");
+        self.vars.clear("MATCHED_VARS_NAMES");
+        let mut any = false;
+        for (name, value) in values {
+            let transformed: Cow<[u8]> = transforms::apply(&rule.transforms, &value);
+            let mut caps = Captures::default();
+            let want = rule.actions.capture.then_some(&mut caps);
+            let hit = rule.operator.matches(&transformed, self, want) != rule.negated;
+            if hit {
+                any = true;
+                if rule.actions.capture {
+                    for (i, g) in caps.groups.iter().enumerate() {
+                        let s = self.tx_slot;
+                        self.vars.put(s, &i.to_string(), g.clone());
+                    }
+                }
+                let v = &mut self.vars;
+                v.set_scalar("MATCHED_VAR", transformed.to_vec());
+                v.set_scalar("MATCHED_VAR_NAME", name.clone());
+                v.add("MATCHED_VARS", name.clone(), transformed.to_vec());
+                v.add("MATCHED_VARS_NAMES", name.clone(), name.into_bytes());
+            }
+        }
+        if !any {
+            return false;
+        }
+        match &rule.chained {
+            Some(next) => self.evaluate(next, chain_id),
+            None => true,
+        }
+    }
+
+    fn run_actions(&mut self, rule: &Arc<Rule>, phase: u8) {
+        let msg = rule
+            .actions
+            .msg
+            .as_ref()
+            .map(|m| self.expand(m))
+            .unwrap_or_default();
+        self.current_rule = Some((rule.actions.id, msg.clone()));
+        let mut link: Option<&Rule> = Some(rule);
+        while let Some(r) = link {
+            for sv in &r.actions.setvars {
+                let key = self.expand(&sv.key);
+                let Some(slot) = seclang::names::variable(&sv.collection)
+                    .and_then(|n| seclang::names::VARIABLES.iter().position(|v| *v == n))
+                else {
+                    continue;
+                };
+                match sv.op {
+                    SetVarOp::Delete => self.vars.remove(slot, &key),
+                    SetVarOp::Set => {
+                        let val = self.expand(&sv.value);
+                        self.vars.put(slot, &key, val.into_bytes());
+                    }
+                    SetVarOp::Add | SetVarOp::Sub => {
+                        let cur = self.vars.value(slot, Some(&key)).map(atoi).unwrap_or(0);
+                        let delta = atoi(self.expand(&sv.value).as_bytes());
+                        let next = if sv.op == SetVarOp::Add {
+                            cur + delta
+                        } else {
+                            cur - delta
+                        };
+                        self.vars.put(slot, &key, next.to_string().into_bytes());
+                    }
+                }
+            }
+            for c in &r.actions.ctls {
+                self.apply_ctl(c);
+            }
+            link = r.chained.as_deref();
+        }
+        if rule.actions.log != Some(false) {
+            self.matched.push(Matched {
+                id: rule.actions.id,
+                phase,
+                msg,
+            });
+        }
+        self.current_rule = None;
+    }
+
+    fn apply_ctl(&mut self, c: &Ctl) {
+        match c {
+            Ctl::RuleEngineOff => self.engine = EngineMode::Off,
+            Ctl::RuleEngineOn => self.engine = EngineMode::On,
+            Ctl::RuleEngineDetectionOnly => self.engine = EngineMode::DetectionOnly,
+            Ctl::RemoveById(r) => self.removed_ids.extend(r.iter().copied()),
+            Ctl::RemoveByTag(t) => self.removed_tags.push(t.clone()),
+            Ctl::RemoveTargetById(ids, target) => {
+                if let Ok(specs) = seclang::rule::variables(target) {
+                    for s in specs {
+                        if let Ok(t) = Target::compile(&s) {
+                            self.removed_targets.push((ids.clone(), None, t));
+                        }
+                    }
+                }
+            }
+            Ctl::RemoveTargetByTag(tag, target) => {
+                if let Ok(specs) = seclang::rule::variables(target) {
+                    for s in specs {
+                        if let Ok(t) = Target::compile(&s) {
+                            self.removed_targets
+                                .push((Vec::new(), Some(tag.clone()), t));
+                        }
+                    }
+                }
+            }
+            Ctl::RequestBodyProcessor(p) => self.body_processor = Some(p.clone()),
+            Ctl::ForceRequestBodyVariable => self.force_body_variable = true,
+            Ctl::RequestBodyAccess(_) | Ctl::NoEffect => {}
+        }
+    }
+}
