@@ -327,6 +327,14 @@ impl<'r> Transaction<'r> {
                 }
                 Err(e) => self.body_error(e),
             },
+            Some("XML") => match bodies::xml::parse(body) {
+                Ok(nodes) => {
+                    for (key, value) in nodes {
+                        self.vars.add("XML", key, value);
+                    }
+                }
+                Err(e) => self.body_error(e),
+            },
             Some("MULTIPART") => {
                 let Some(b) = bodies::multipart::boundary(&ctype) else {
                     self.body_error("multipart body without a boundary".into());
@@ -470,10 +478,15 @@ impl<'r> Transaction<'r> {
         self.vars.clear("MATCHED_VARS_NAMES");
         let mut any = false;
         for (name, value) in values {
-            let transformed: Cow<[u8]> = transforms::apply(&rule.transforms, &value);
             let mut caps = Captures::default();
-            let want = rule.actions.capture.then_some(&mut caps);
-            let hit = rule.operator.matches(&transformed, self, want) != rule.negated;
+            let (hit, transformed) = if rule.actions.multi_match {
+                self.multi_match(rule, &value, &mut caps)
+            } else {
+                let t: Cow<[u8]> = transforms::apply(&rule.transforms, &value);
+                let want = rule.actions.capture.then_some(&mut caps);
+                let hit = rule.operator.matches(&t, self, want) != rule.negated;
+                (hit, t.into_owned())
+            };
             if hit {
                 any = true;
                 if rule.actions.capture {
@@ -483,9 +496,9 @@ impl<'r> Transaction<'r> {
                     }
                 }
                 let v = &mut self.vars;
-                v.set_scalar("MATCHED_VAR", transformed.to_vec());
+                v.set_scalar("MATCHED_VAR", transformed.clone());
                 v.set_scalar("MATCHED_VAR_NAME", name.clone());
-                v.add("MATCHED_VARS", name.clone(), transformed.to_vec());
+                v.add("MATCHED_VARS", name.clone(), transformed);
                 v.add("MATCHED_VARS_NAMES", name.clone(), name.into_bytes());
             }
         }
@@ -496,6 +509,29 @@ impl<'r> Transaction<'r> {
             Some(next) => self.evaluate(next, chain_id),
             None => true,
         }
+    }
+
+    /// `multiMatch`: the operator runs on the value before the transformations and after
+    /// each one that changed it.
+    fn multi_match(&self, rule: &Rule, value: &[u8], caps: &mut Captures) -> (bool, Vec<u8>) {
+        let mut current = value.to_vec();
+        let check = |v: &[u8], caps: &mut Captures| {
+            let want = rule.actions.capture.then_some(caps);
+            rule.operator.matches(v, self, want) != rule.negated
+        };
+        if check(&current, caps) {
+            return (true, current);
+        }
+        for t in &rule.transforms {
+            let next = t(&current).into_owned();
+            if next != current {
+                current = next;
+                if check(&current, caps) {
+                    return (true, current);
+                }
+            }
+        }
+        (false, current)
     }
 
     fn run_actions(&mut self, rule: &Arc<Rule>, phase: u8) {

@@ -3,3 +3,4 @@
 pub mod json;
 pub mod multipart;
 pub mod urlencoded;
+pub mod xml;

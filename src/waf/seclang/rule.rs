@@ -50,7 +50,15 @@ pub fn variables(text: &str) -> Result<Vec<VarSpec>, String> {
                 continue;
             }
             ':' if !in_regex && !after_colon => after_colon = true,
-            '/' if after_colon && prev == ':' => in_regex = true,
+            // XML selectors are XPath (`XML:/*`), not regexes.
+            '/' if after_colon
+                && prev == ':'
+                && !current
+                    .trim_start_matches(['!', '&'])
+                    .eq_ignore_ascii_case("XML:") =>
+            {
+                in_regex = true
+            }
             '/' if in_regex && prev != '\\' => in_regex = false,
             _ => {}
         }
