@@ -288,10 +288,8 @@ impl<'r> Transaction<'r> {
     fn fill_body(&mut self, body: &[u8]) {
         self.vars
             .set_scalar("REQUEST_BODY_LENGTH", body.len().to_string());
-        let ctype = self
-            .header("content-type")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let raw_ctype = self.header("content-type").unwrap_or_default();
+        let ctype = raw_ctype.to_ascii_lowercase();
         let processor = self.body_processor.clone().or_else(|| {
             if ctype.starts_with("application/x-www-form-urlencoded") {
                 Some("URLENCODED".into())
@@ -336,7 +334,7 @@ impl<'r> Transaction<'r> {
                 Err(e) => self.body_error(e),
             },
             Some("MULTIPART") => {
-                let Some(b) = bodies::multipart::boundary(&ctype) else {
+                let Some(b) = bodies::multipart::boundary(&raw_ctype) else {
                     self.body_error("multipart body without a boundary".into());
                     return;
                 };

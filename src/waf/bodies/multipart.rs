@@ -15,23 +15,75 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// The `;`-separated `key=value` parameters of a header value; a quoted value may hold `;`.
+fn params(value: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = value.chars().peekable();
+    loop {
+        // key
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c == ';' {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        let mut val = String::new();
+        if chars.peek() == Some(&'=') {
+            chars.next();
+            while chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                val.push(n);
+                            }
+                        }
+                        '"' => break,
+                        c => val.push(c),
+                    }
+                }
+                while chars.peek().is_some_and(|c| *c != ';') {
+                    chars.next();
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c == ';' {
+                        break;
+                    }
+                    val.push(c);
+                    chars.next();
+                }
+            }
+        }
+        if !key.trim().is_empty() {
+            out.push((key.trim().to_ascii_lowercase(), val.trim().to_string()));
+        }
+        if chars.next().is_none() {
+            break;
+        }
+    }
+    out
+}
+
 /// `boundary=...` from a Content-Type value.
 pub fn boundary(content_type: &str) -> Option<String> {
-    content_type.split(';').find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_string())
-    })
+    params(content_type)
+        .into_iter()
+        .find(|(k, _)| k == "boundary")
+        .map(|(_, v)| v)
 }
 
 fn param(disposition: &str, name: &str) -> Option<String> {
-    disposition.split(';').find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().trim_matches('"').to_string())
-    })
+    params(disposition)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 pub fn parse(body: &[u8], boundary: &str) -> Parsed {
