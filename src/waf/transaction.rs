@@ -503,9 +503,43 @@ impl<'r> Transaction<'r> {
         if !any {
             return false;
         }
+        // As ModSecurity does, a link's setvar and ctl run as soon as that link matches: the
+        // next link may test what they set (920420 sets tx.content_type for its chain).
+        self.link_actions(rule);
         match &rule.chained {
             Some(next) => self.evaluate(next, chain_id),
             None => true,
+        }
+    }
+
+    fn link_actions(&mut self, r: &Rule) {
+        for sv in &r.actions.setvars {
+            let key = self.expand(&sv.key);
+            let Some(slot) = seclang::names::variable(&sv.collection)
+                .and_then(|n| seclang::names::VARIABLES.iter().position(|v| *v == n))
+            else {
+                continue;
+            };
+            match sv.op {
+                SetVarOp::Delete => self.vars.remove(slot, &key),
+                SetVarOp::Set => {
+                    let val = self.expand(&sv.value);
+                    self.vars.put(slot, &key, val.into_bytes());
+                }
+                SetVarOp::Add | SetVarOp::Sub => {
+                    let cur = self.vars.value(slot, Some(&key)).map(atoi).unwrap_or(0);
+                    let delta = atoi(self.expand(&sv.value).as_bytes());
+                    let next = if sv.op == SetVarOp::Add {
+                        cur + delta
+                    } else {
+                        cur - delta
+                    };
+                    self.vars.put(slot, &key, next.to_string().into_bytes());
+                }
+            }
+        }
+        for c in &r.actions.ctls {
+            self.apply_ctl(c);
         }
     }
 
@@ -540,38 +574,6 @@ impl<'r> Transaction<'r> {
             .map(|m| self.expand(m))
             .unwrap_or_default();
         self.current_rule = Some((rule.actions.id, msg.clone()));
-        let mut link: Option<&Rule> = Some(rule);
-        while let Some(r) = link {
-            for sv in &r.actions.setvars {
-                let key = self.expand(&sv.key);
-                let Some(slot) = seclang::names::variable(&sv.collection)
-                    .and_then(|n| seclang::names::VARIABLES.iter().position(|v| *v == n))
-                else {
-                    continue;
-                };
-                match sv.op {
-                    SetVarOp::Delete => self.vars.remove(slot, &key),
-                    SetVarOp::Set => {
-                        let val = self.expand(&sv.value);
-                        self.vars.put(slot, &key, val.into_bytes());
-                    }
-                    SetVarOp::Add | SetVarOp::Sub => {
-                        let cur = self.vars.value(slot, Some(&key)).map(atoi).unwrap_or(0);
-                        let delta = atoi(self.expand(&sv.value).as_bytes());
-                        let next = if sv.op == SetVarOp::Add {
-                            cur + delta
-                        } else {
-                            cur - delta
-                        };
-                        self.vars.put(slot, &key, next.to_string().into_bytes());
-                    }
-                }
-            }
-            for c in &r.actions.ctls {
-                self.apply_ctl(c);
-            }
-            link = r.chained.as_deref();
-        }
         if rule.actions.log != Some(false) {
             self.matched.push(Matched {
                 id: rule.actions.id,
