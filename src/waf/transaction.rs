@@ -498,14 +498,16 @@ impl<'r> Transaction<'r> {
                 v.set_scalar("MATCHED_VAR_NAME", name.clone());
                 v.add("MATCHED_VARS", name.clone(), transformed);
                 v.add("MATCHED_VARS_NAMES", name.clone(), name.into_bytes());
+                // As ModSecurity v2 does: setvar and ctl run for every value that matches,
+                // with that value's captures (920450 records each restricted header so).
+                self.link_actions(rule);
             }
         }
         if !any {
             return false;
         }
-        // As ModSecurity does, a link's setvar and ctl run as soon as that link matches: the
-        // next link may test what they set (920420 sets tx.content_type for its chain).
-        self.link_actions(rule);
+        // A link's actions have run before the next link is tested: it may read what they set
+        // (920420 sets tx.content_type for its chain).
         match &rule.chained {
             Some(next) => self.evaluate(next, chain_id),
             None => true,
