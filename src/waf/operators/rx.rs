@@ -18,19 +18,26 @@ pub enum Rx {
 
 impl Rx {
     pub fn new(pattern: &str) -> Result<Rx, String> {
-        let fast = RegexBuilder::new(pattern)
-            .dot_matches_new_line(true)
-            .size_limit(256 << 20)
-            .dfa_size_limit(64 << 20)
-            .build();
-        match fast {
-            Ok(r) => Ok(Rx::Fast(r)),
-            Err(fast_err) => fancy_regex::RegexBuilder::new(&format!("(?s){pattern}"))
-                .backtrack_limit(100_000)
+        let fast = |p: &str| {
+            RegexBuilder::new(p)
+                .dot_matches_new_line(true)
+                .size_limit(256 << 20)
+                .dfa_size_limit(64 << 20)
                 .build()
-                .map(|r| Rx::Fallback(Box::new(r)))
-                .map_err(|e| format!("@rx pattern does not compile ({fast_err}; fallback: {e})")),
+        };
+        let fast_err = match fast(pattern) {
+            Ok(r) => return Ok(Rx::Fast(r)),
+            Err(e) => e,
+        };
+        let translated = from_pcre(pattern);
+        if let Ok(r) = fast(&translated) {
+            return Ok(Rx::Fast(r));
         }
+        fancy_regex::RegexBuilder::new(&format!("(?s){translated}"))
+            .backtrack_limit(100_000)
+            .build()
+            .map(|r| Rx::Fallback(Box::new(r)))
+            .map_err(|e| format!("@rx pattern does not compile ({fast_err}; fallback: {e})"))
     }
 
     pub fn matches(&self, value: &[u8], captures: Option<&mut Captures>) -> bool {
@@ -73,6 +80,77 @@ impl Rx {
     }
 }
 
+/// PCRE spellings Rust's engines read differently: a `[` inside a class is a literal there
+/// (a nested class here), and possessive quantifiers (`*+`, `++`, `?+`) are read as greedy,
+/// which matches the same inputs for the patterns rule sets use.
+fn from_pcre(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    let mut class_start = false;
+    let mut after_quantifier = false;
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+            after_quantifier = false;
+            class_start = false;
+            continue;
+        }
+        if in_class {
+            match c {
+                ']' if !class_start => in_class = false,
+                '[' if chars.peek() == Some(&':') => {
+                    // A POSIX class such as [:alpha:] stays as it is.
+                    out.push(c);
+                    for n in chars.by_ref() {
+                        out.push(n);
+                        if n == ']' {
+                            break;
+                        }
+                    }
+                    class_start = false;
+                    continue;
+                }
+                '[' => {
+                    out.push_str("\\[");
+                    class_start = false;
+                    continue;
+                }
+                '^' if class_start => {
+                    out.push(c);
+                    continue;
+                }
+                _ => {}
+            }
+            class_start = false;
+            out.push(c);
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                class_start = true;
+                out.push(c);
+                after_quantifier = false;
+            }
+            '+' if after_quantifier => after_quantifier = false,
+            '*' | '+' | '?' | '}' => {
+                let is_quantifier = !(c == '?' && out.ends_with('('));
+                out.push(c);
+                after_quantifier = is_quantifier;
+            }
+            _ => {
+                out.push(c);
+                after_quantifier = false;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +172,9 @@ mod tests {
             [b"12-34".to_vec(), b"12".to_vec(), b"34".to_vec()]
         );
         assert!(Rx::new("(").is_err());
+        // PCRE: `[` inside a class is literal; `*+` is possessive.
+        assert_eq!(from_pcre(r"[^a[\]b]+\s*+x"), r"[^a\[\]b]+\s*x");
+        let pcre = Rx::new(r#"^[^"(),/:;<=>?![\x5c\]{}]+\s*+;"#).unwrap();
+        assert!(pcre.matches(b"text ;", None) && !pcre.matches(b"te[xt;", None));
     }
 }
