@@ -1,0 +1,37 @@
+//! The CRS v4.28.0 regression suite through the WAF engine, in-process. The pass count may only
+//! go up: it must reach the figure recorded in `rules/crs-v4-conformance.txt`.
+
+mod common;
+
+use std::path::Path;
+use switchyard::waf::ftw;
+
+#[test]
+fn crs_v4_regression_suite_pass_count_only_ratchets_up() {
+    let Some(shared) = common::shared_dir() else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let crs = shared.join("crs/v4.28.0");
+    let rules = ftw::load_crs(&crs, &root.join("rules/switchyard-base.conf")).unwrap_or_else(|e| panic!("{e}"));
+    let (mut passed, mut failed) = (0usize, Vec::new());
+    for file in ftw::test_files(&crs.join("tests/regression/tests")) {
+        for o in ftw::run_file(&rules, &file, &|_, _| false) {
+            if o.passed {
+                passed += 1;
+            } else {
+                failed.push(format!("{}: {}", o.name, o.detail));
+            }
+        }
+    }
+    let recorded: usize = std::fs::read_to_string(root.join("rules/crs-v4-conformance.txt"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    eprintln!("CRS v4.28.0 regression tests: {passed} passed, {} failed", failed.len());
+    assert!(
+        passed >= recorded,
+        "{passed} passed, fewer than the recorded {recorded}; failing:\n{}",
+        failed.join("\n")
+    );
+    assert!(passed + failed.len() > 4900, "the suite was not all read");
+}
