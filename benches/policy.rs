@@ -10,7 +10,7 @@ use switchyard::ipintel::IpIntel;
 use switchyard::policy::actions::{ActionCx, InternalEndpoints};
 use switchyard::policy::exchange::{ActionVars, ConnInfo, EndpointInfo, PlainRequest};
 use switchyard::policy::expr::{Expr, ExprEnv, Phase, Scope};
-use switchyard::policy::{compile, CompileEnv, Outcome};
+use switchyard::policy::{compile, CompileEnv, Outcome, WafSource};
 use switchyard::ratelimit::{RateLimits, StoreConfig};
 
 const POLICY: &str = r#"
@@ -88,9 +88,11 @@ fn bench(c: &mut Criterion) {
     };
     let limits = RateLimits::new(StoreConfig::Memory).unwrap();
     let intel = IpIntel::default();
+    let waf = WafSource::new("/nonexistent".into());
     let cenv = CompileEnv {
         rate_limits: &limits,
         ip_intel: &intel,
+        waf: &waf,
     };
     let policy = compile(&node, &loc, &cenv).ok().unwrap().policy;
     let env = ExprEnv::new();
@@ -109,6 +111,7 @@ fn bench(c: &mut Criterion) {
                 res: None,
                 vars: &mut vars,
                 internal: &One,
+                body: None,
             };
             let out = ready(policy.run(Phase::Request, &mut cx));
             assert!(matches!(out, Outcome::Forward(0)));

@@ -40,9 +40,9 @@ enum Command {
         /// Tests to skip, each with its reason (go-ftw overrides format).
         #[arg(long)]
         overrides: Option<PathBuf>,
-        /// Our base configuration, loaded before the CRS.
-        #[arg(long, default_value = "rules/switchyard-base.conf")]
-        base: PathBuf,
+        /// A base configuration to load before the CRS instead of the built-in one.
+        #[arg(long)]
+        base: Option<PathBuf>,
         /// Print passing tests too.
         #[arg(long)]
         verbose: bool,
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             overrides,
             base,
             verbose,
-        } => crs_test(&crs, &tests, overrides.as_deref(), &base, verbose),
+        } => crs_test(&crs, &tests, overrides.as_deref(), base.as_deref(), verbose),
     };
     match result {
         Ok(code) => code,
@@ -135,7 +135,7 @@ fn crs_test(
     crs: &std::path::Path,
     tests: &std::path::Path,
     overrides: Option<&std::path::Path>,
-    base: &std::path::Path,
+    base: Option<&std::path::Path>,
     verbose: bool,
 ) -> anyhow::Result<ExitCode> {
     use switchyard::waf::ftw;

@@ -8,10 +8,12 @@ use switchyard::waf::ftw;
 
 #[test]
 fn crs_v4_regression_suite_pass_count_only_ratchets_up() {
-    let Some(shared) = common::shared_dir() else { return };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let crs = shared.join("crs/v4.28.0");
-    let rules = ftw::load_crs(&crs, &root.join("rules/switchyard-base.conf")).unwrap_or_else(|e| panic!("{e}"));
+    let rules = ftw::load_crs(&crs, None).unwrap_or_else(|e| panic!("{e}"));
     let (mut passed, mut failed) = (0usize, Vec::new());
     for file in ftw::test_files(&crs.join("tests/regression/tests")) {
         for o in ftw::run_file(&rules, &file, &|_, _| false) {
@@ -27,7 +29,10 @@ fn crs_v4_regression_suite_pass_count_only_ratchets_up() {
         .trim()
         .parse()
         .unwrap();
-    eprintln!("CRS v4.28.0 regression tests: {passed} passed, {} failed", failed.len());
+    eprintln!(
+        "CRS v4.28.0 regression tests: {passed} passed, {} failed",
+        failed.len()
+    );
     assert!(
         passed >= recorded,
         "{passed} passed, fewer than the recorded {recorded}; failing:\n{}",

@@ -31,6 +31,9 @@ pub struct GatewaySpec {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Where `/healthz` and `/metrics` are served, if anywhere.
     pub admin: Option<SocketAddr>,
+    /// The CRS installation the WAF actions load (`waf.crsDir`).
+    pub crs_dir: std::path::PathBuf,
+    pub waf_loc: Loc,
 }
 
 /// `rateLimit.store` and `rateLimit.failure`.
@@ -184,7 +187,7 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
             "accessLog",
         ],
     )?;
-    for later in ["waf", "accessLog"] {
+    for later in ["accessLog"] {
         if let Some(n) = spec.get(later) {
             return Err(loc.at(n).error(format!(
                 "Gateway `{later}` is not supported yet by this build of Switchyard"
@@ -241,7 +244,25 @@ fn gateway(spec: &Node, loc: &Loc) -> Result<GatewaySpec, ConfigError> {
         }
         None => None,
     };
+    let (crs_dir, waf_loc) = match spec.get("waf") {
+        Some(n) => {
+            known_keys(n, loc, "waf", &["crsDir"])?;
+            let dir = match n.get("crsDir") {
+                Some(d) => {
+                    let base = std::path::Path::new(&*loc.file)
+                        .parent()
+                        .unwrap_or(std::path::Path::new(""));
+                    base.join(read::string(d, loc, "waf.crsDir")?)
+                }
+                None => "/usr/share/modsecurity-crs".into(),
+            };
+            (dir, loc.at(n))
+        }
+        None => ("/usr/share/modsecurity-crs".into(), loc.at(spec)),
+    };
     Ok(GatewaySpec {
+        crs_dir,
+        waf_loc,
         admin,
         trusted_proxies,
         listeners,

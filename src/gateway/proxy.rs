@@ -56,6 +56,8 @@ pub struct Ctx {
     pending: Option<PendingError>,
     /// A response-phase action replaced the upstream's body with this.
     replacement: Option<Bytes>,
+    /// The request body, read before the policy when a policy inspects bodies.
+    body: Option<Vec<u8>>,
     _inflight: InflightGuard,
 }
 
@@ -109,6 +111,34 @@ fn forwarded_client(
     client
 }
 
+/// Pingora keeps at most this much of a pre-read body to send upstream afterwards.
+const MAX_PREREAD: usize = 64 * 1024;
+
+/// Reads the request body before the upstream is chosen, so the WAF can judge it and a block
+/// never reaches the upstream; Pingora's retry buffer then replays it upstream. `Err` (inside
+/// `Ok`) when the body is too large to be kept that way.
+async fn read_body(
+    session: &mut Session,
+    ctx: &mut Ctx,
+) -> Result<std::result::Result<(), String>> {
+    if session.is_body_empty() {
+        return Ok(Ok(()));
+    }
+    session.enable_retry_buffering();
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_PREREAD {
+            return Ok(Err(format!(
+                "request bodies over {} KiB cannot be inspected before forwarding yet",
+                MAX_PREREAD / 1024
+            )));
+        }
+    }
+    ctx.body = Some(body);
+    Ok(Ok(()))
+}
+
 impl Proxy {
     /// Runs the response phases of the routes in `chain`, innermost first, on `res`.
     async fn response_phases(
@@ -132,6 +162,7 @@ impl Proxy {
                 res: Some(&mut *res),
                 vars: &mut *vars,
                 internal: cfg,
+                body: None,
             };
             match route.policy.run(Phase::Response, &mut cx).await {
                 Outcome::Continue | Outcome::Forward(_) => {}
@@ -188,6 +219,7 @@ impl ProxyHttp for Proxy {
             vars: ActionVars::default(),
             pending: None,
             replacement: None,
+            body: None,
             _inflight: InflightGuard(self.inflight.clone()),
         }
     }
@@ -214,6 +246,18 @@ impl ProxyHttp for Proxy {
             );
             return self.answer(session, ctx, r).await;
         };
+        if cfg.body_limit.is_some() {
+            if let Err(reason) = read_body(session, ctx).await? {
+                let r = error_reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "SWY_BODY_TOO_LARGE",
+                    None,
+                    &reason,
+                    json,
+                );
+                return self.answer(session, ctx, r).await;
+            }
+        }
         loop {
             ctx.chain.push(route_id);
             let route = &cfg.routes[route_id];
@@ -226,6 +270,7 @@ impl ProxyHttp for Proxy {
                     res: None,
                     vars: &mut ctx.vars,
                     internal: &*cfg,
+                    body: ctx.body.as_deref(),
                 };
                 route.policy.run(Phase::Request, &mut cx).await
             };

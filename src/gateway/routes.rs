@@ -10,7 +10,7 @@ use crate::ipintel::IpIntel;
 use crate::policy::actions::InternalEndpoints;
 use crate::policy::exchange::EndpointInfo;
 use crate::policy::expr::ExprEnv;
-use crate::policy::{self, CompileEnv, CompiledPolicy};
+use crate::policy::{self, CompileEnv, CompiledPolicy, WafSource};
 use crate::ratelimit::{RateLimits, StoreConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub struct Compiled {
     /// Rate-limit state; kept across reloads while the store settings are unchanged.
     pub rate_limits: Arc<RateLimits>,
     pub ip_intel: Arc<IpIntel>,
+    /// The most request body any policy inspects (`process_body`); read before the policy.
+    pub body_limit: Option<usize>,
     /// How non-canonical policy shapes were read (printed by `check`).
     pub notes: Vec<String>,
     pub files: usize,
@@ -88,9 +90,11 @@ impl Compiled {
                 }
             })?,
         );
+        let waf = WafSource::new(config.gateway.crs_dir.clone());
         let compile_env = CompileEnv {
             rate_limits: &rate_limits,
             ip_intel: &ip_intel,
+            waf: &waf,
         };
         let mut errors = Vec::new();
         let mut notes = Vec::new();
@@ -138,6 +142,7 @@ impl Compiled {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        let body_limit = routes.iter().filter_map(|r| r.policy.body_limit()).max();
         Ok(Compiled {
             gateway: config.gateway.clone(),
             routes,
@@ -146,6 +151,7 @@ impl Compiled {
             env,
             rate_limits,
             ip_intel,
+            body_limit,
             notes,
             files: config.files.len(),
         })

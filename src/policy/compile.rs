@@ -51,6 +51,7 @@ pub fn compile(node: &Node, loc: &Loc, env: &CompileEnv<'_>) -> Result<Compiled,
             ))),
         }
     }
+    policy.body_limit = body_limit(&policy.on_http_request);
     if cx.errors.is_empty() {
         Ok(Compiled {
             policy,
@@ -303,4 +304,15 @@ fn string_literals(src: &str) -> Vec<String> {
         out.push(lit);
     }
     out
+}
+
+/// The largest request body any action of these steps inspects.
+fn body_limit(steps: &[Step]) -> Option<usize> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Action(_, a) => a.body_limit(),
+            Step::Rule(r) => body_limit(&r.steps),
+        })
+        .max()
 }

@@ -3,7 +3,7 @@
 use super::actions::{ActionCx, InternalEndpoints};
 use super::exchange::{ActionVars, ConnInfo, EndpointInfo, PlainRequest};
 use super::expr::{ExprEnv, Phase};
-use super::{compile, CompileEnv, Outcome};
+use super::{compile, CompileEnv, Outcome, WafSource};
 use crate::config::yaml::parse_documents;
 use crate::config::{EndpointUrl, Loc};
 use crate::ipintel::IpIntel;
@@ -43,12 +43,14 @@ fn run(policy: &str, req: &mut PlainRequest, categories: &[&str]) -> (Outcome, A
     let node = parse_documents(policy).unwrap().remove(0);
     let limits = RateLimits::new(StoreConfig::Memory).unwrap();
     let intel = IpIntel::default();
+    let waf = WafSource::new("/nonexistent".into());
     let compiled = compile(
         &node,
         &loc(),
         &CompileEnv {
             rate_limits: &limits,
             ip_intel: &intel,
+            waf: &waf,
         },
     )
     .unwrap_or_else(|e| panic!("{e:?}"));
@@ -72,6 +74,7 @@ fn run(policy: &str, req: &mut PlainRequest, categories: &[&str]) -> (Outcome, A
         res: None,
         vars: &mut vars,
         internal: &Directory,
+        body: None,
     };
     let out = ready(compiled.policy.run(Phase::Request, &mut cx));
     (out, vars)
@@ -192,12 +195,14 @@ fn phase_given_as_one_rule_is_noted() {
     let node = parse_documents(SEED).unwrap().remove(0);
     let limits = RateLimits::new(StoreConfig::Memory).unwrap();
     let intel = IpIntel::default();
+    let waf = WafSource::new("/nonexistent".into());
     let compiled = compile(
         &node,
         &loc(),
         &CompileEnv {
             rate_limits: &limits,
             ip_intel: &intel,
+            waf: &waf,
         },
     )
     .unwrap();
@@ -234,12 +239,14 @@ on_http_response:
     let node = parse_documents(policy).unwrap().remove(0);
     let limits = RateLimits::new(StoreConfig::Memory).unwrap();
     let intel = IpIntel::default();
+    let waf = WafSource::new("/nonexistent".into());
     let errors = compile(
         &node,
         &loc(),
         &CompileEnv {
             rate_limits: &limits,
             ip_intel: &intel,
+            waf: &waf,
         },
     )
     .err()

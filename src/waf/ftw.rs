@@ -21,32 +21,11 @@ pub struct Outcome {
     pub detail: String,
 }
 
-/// Loads the CRS in `crs_dir` (setup file, the test setup, then `rules/*.conf`) after our base
-/// configuration in `base`.
-pub fn load_crs(crs_dir: &Path, base: &Path) -> Result<RuleSet, SecLangError> {
-    let mut directives = seclang::parse_file(base)?;
-    let setup = ["crs-setup.conf", "crs-setup.conf.example"]
-        .iter()
-        .map(|f| crs_dir.join(f))
-        .find(|p| p.is_file());
-    if let Some(setup) = setup {
-        directives.extend(seclang::parse_file(&setup)?);
-    }
-    directives.extend(seclang::parse(TEST_SETUP, "<crs test setup>")?);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(crs_dir.join("rules"))
-        .map_err(|e| SecLangError {
-            file: crs_dir.display().to_string().into(),
-            line: 0,
-            reason: format!("cannot read rules/: {e}"),
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
-        .collect();
-    files.sort();
-    for f in files {
-        directives.extend(seclang::parse_file(&f)?);
-    }
-    RuleSet::build(&directives)
+/// Loads the CRS in `crs_dir` the way the CRS project tests it: our base configuration
+/// (`base`, or the built-in one), its setup file, the test setup, then `rules/*.conf`.
+pub fn load_crs(crs_dir: &Path, base: Option<&Path>) -> Result<RuleSet, SecLangError> {
+    let extra = seclang::parse(TEST_SETUP, "<crs test setup>")?;
+    super::loader::load_crs(crs_dir, base, extra)
 }
 
 fn text(n: Option<&Node>) -> Option<String> {

@@ -5,6 +5,7 @@ pub mod actions;
 pub mod bodies;
 pub mod collections;
 pub mod ftw;
+pub mod loader;
 pub mod macros;
 pub mod operators;
 pub mod rule;

@@ -60,14 +60,14 @@ impl RuleSet {
 }
 
 enum Entry {
-    Rule(u8, Rule),
+    Rule(u8, Box<Rule>),
     Marker(String),
 }
 
 impl Entry {
     fn rule(&self) -> Option<&Rule> {
         match self {
-            Entry::Rule(_, r) => Some(r),
+            Entry::Rule(_, r) => Some(&**r),
             Entry::Marker(_) => None,
         }
     }
@@ -258,7 +258,7 @@ impl Builder {
             }
         }
         let chains = rule.actions.chain;
-        self.entries.push(Entry::Rule(phase, rule));
+        self.entries.push(Entry::Rule(phase, Box::new(rule)));
         if chains {
             self.pending_chain = Some(self.entries.len() - 1);
         }
@@ -267,7 +267,7 @@ impl Builder {
 
     fn rules_mut(&mut self) -> impl Iterator<Item = &mut Rule> {
         self.entries.iter_mut().filter_map(|e| match e {
-            Entry::Rule(_, r) => Some(r),
+            Entry::Rule(_, r) => Some(&mut **r),
             Entry::Marker(_) => None,
         })
     }
@@ -280,7 +280,7 @@ impl Builder {
             match entry {
                 Entry::Rule(phase, rule) => {
                     count += 1;
-                    phases[phase as usize - 1].push(Item::Rule(Arc::new(rule)));
+                    phases[phase as usize - 1].push(Item::Rule(Arc::new(*rule)));
                 }
                 // A marker stands in every phase: skipAfter jumps within the current one.
                 Entry::Marker(name) => {

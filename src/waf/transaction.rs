@@ -41,13 +41,16 @@ pub struct Matched {
     pub msg: String,
 }
 
+/// `ctl:ruleRemoveTarget*`: rule ids (or a tag) and the target they no longer inspect.
+type TargetRemoval = (Vec<(u64, u64)>, Option<String>, Target);
+
 pub struct Transaction<'r> {
     rules: &'r RuleSet,
     vars: Collections,
     engine: EngineMode,
     removed_ids: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
-    removed_targets: Vec<(Vec<(u64, u64)>, Option<String>, Target)>,
+    removed_targets: Vec<TargetRemoval>,
     body_processor: Option<String>,
     force_body_variable: bool,
     pub matched: Vec<Matched>,
@@ -127,6 +130,22 @@ impl<'r> Transaction<'r> {
 
     pub fn tx(&self, key: &str) -> Option<&[u8]> {
         self.vars.value(self.tx_slot, Some(key))
+    }
+
+    /// Sets a TX variable before the rules run (the CRS keeps values already set).
+    pub fn set_tx(&mut self, key: &str, value: &str) {
+        let s = self.tx_slot;
+        self.vars.put(s, key, value.as_bytes().to_vec());
+    }
+
+    /// Leaves these rules out for this transaction.
+    pub fn remove_rules(&mut self, ids: &[(u64, u64)]) {
+        self.removed_ids.extend_from_slice(ids);
+    }
+
+    /// A TX variable as a number (0 when unset).
+    pub fn tx_number(&self, key: &str) -> i64 {
+        self.tx(key).map(atoi).unwrap_or(0)
     }
 
     /// Phase 1: the request line and headers.

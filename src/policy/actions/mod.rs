@@ -5,6 +5,7 @@ mod add_headers;
 mod custom_response;
 mod deny;
 mod forward_internal;
+mod owasp_crs;
 mod rate_limit;
 mod remove_headers;
 mod restrict_ips;
@@ -32,6 +33,8 @@ pub struct ActionCx<'a> {
     pub res: Option<&'a mut dyn ResponseHead>,
     pub vars: &'a mut ActionVars,
     pub internal: &'a dyn InternalEndpoints,
+    /// The request body read before the policy ran (when the policy inspects bodies).
+    pub body: Option<&'a [u8]>,
 }
 
 impl ActionCx<'_> {
@@ -125,6 +128,11 @@ pub trait Action: Send + Sync + fmt::Debug {
 
     /// Where `actions.ngrok.<name>.error` is recorded when `on_error: continue` lets it pass.
     fn vars_path(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// How much of the request body this action inspects, if any.
+    fn body_limit(&self) -> Option<usize> {
         None
     }
 }
@@ -239,6 +247,8 @@ const REGISTRY: &[(&str, Builder)] = &[
     ("custom-response", custom_response::build),
     ("deny", deny::build),
     ("forward-internal", forward_internal::build),
+    ("owasp-crs-request", owasp_crs::build_request),
+    ("owasp-crs-response", owasp_crs::build_response),
     ("rate-limit", rate_limit::build),
     ("remove-headers", remove_headers::build),
     ("restrict-ips", restrict_ips::build),
@@ -246,8 +256,6 @@ const REGISTRY: &[(&str, Builder)] = &[
 
 /// ngrok actions this build does not have yet: named as such rather than "unknown".
 const NOT_YET: &[&str] = &[
-    "owasp-crs-request",
-    "owasp-crs-response",
     "redirect",
     "url-rewrite",
     "basic-auth",
