@@ -216,6 +216,7 @@ fn the_demo_config_limits_rate_and_denies_listed_addresses() {
     let extras = switchyard::demo::Extras {
         rate_limit: Some(10),
         tor_list: Some(dir.join("tor.txt")),
+        waf: None,
     };
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
     let text = switchyard::demo::config_text(listen, &[("catalog-eks", ups.addr(0))], &extras);

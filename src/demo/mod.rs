@@ -22,6 +22,8 @@ pub struct Extras {
     pub rate_limit: Option<u64>,
     /// A list file whose addresses are Tor exits (`proxy.anonymous.tor`).
     pub tor_list: Option<std::path::PathBuf>,
+    /// The OWASP CRS on requests (with bodies) and responses, from this CRS directory.
+    pub waf: Option<std::path::PathBuf>,
 }
 
 /// The demo's config: the scenario's endpoints pointed at the built-in upstreams.
@@ -51,6 +53,14 @@ pub fn config_text(
         ),
         None => String::new(),
     };
+    let (waf_gateway, waf_request, waf_response) = match &extras.waf {
+        Some(dir) => (
+            format!("  waf:\n    crsDir: \"{}\"\n", dir.display()),
+            "          - type: owasp-crs-request\n            config:\n              on_error: halt\n              process_body: true\n",
+            "      on_http_response:\n        actions:\n          - type: owasp-crs-response\n            config:\n              on_error: halt\n",
+        ),
+        None => (String::new(), "", ""),
+    };
     let mut yaml = format!(
         r#"apiVersion: switchyard.dev/v1alpha1
 kind: Gateway
@@ -58,7 +68,7 @@ spec:
   listeners:
     - address: {listen}
   gracePeriod: 5s
-{intel}---
+{intel}{waf_gateway}---
 apiVersion: ngrok.k8s.ngrok.com/v1alpha1
 kind: CloudEndpoint
 metadata:
@@ -69,7 +79,7 @@ spec:
     policy:
       on_http_request:
         actions:
-{rate_limit}          # Block AI bots and anonymizing proxies by IP category.
+{rate_limit}{waf_request}          # Block AI bots and anonymizing proxies by IP category.
           - expressions:
               - ('com.anthropic' in conn.client_ip.categories) ||
                 ('com.openai' in conn.client_ip.categories) ||
@@ -88,7 +98,7 @@ spec:
           - type: forward-internal
             config:
               url: https://${{getReqHeader('X-Acme-Api')[0]}}.internal
-"#
+{waf_response}"#
     );
     for (i, (api, addr)) in upstreams.iter().enumerate() {
         yaml.push_str(&format!(
@@ -141,9 +151,18 @@ pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let tor_list = dir.join("tor-exits.txt");
     std::fs::write(&tor_list, "# the demo's Tor exits\n127.0.0.2\n")?;
+    // The CRS comes from Debian's modsecurity-crs package (scripts/install-deps.sh).
+    let crs = std::path::PathBuf::from("/usr/share/modsecurity-crs");
+    let waf = crs.join("rules").is_dir().then_some(crs);
+    if waf.is_none() {
+        println!(
+            "note: /usr/share/modsecurity-crs is not installed, so the demo runs without the WAF"
+        );
+    }
     let extras = Extras {
         rate_limit: Some(10),
         tor_list: Some(tor_list),
+        waf,
     };
     let text = config_text(listen, &upstreams, &extras);
     print_intro(listen, &upstreams);
@@ -166,6 +185,7 @@ fn print_intro(listen: SocketAddr, upstreams: &[(&str, SocketAddr)]) {
   curl -si {base}/                                          # 400 SWY_EXPRESSION_ERROR: no X-Acme-Api header\n\
   curl -si {base}/admin -H 'X-Acme-Api: catalog-eks'        # 403: denied by policy\n\
   curl -si --interface 127.0.0.2 {base}/ -H 'X-Acme-Api: catalog-eks'   # 404: a Tor exit (IP category)\n\
+  curl -si \"{base}/products?id=1'%20OR%20'1'='1\" -H 'X-Acme-Api: catalog-eks'   # 403: the OWASP CRS blocks SQL injection\n\
   for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}} ' {base}/ -H 'X-Acme-Api: orders-eks'; done; echo\n\
                                                             # 10 x 200, then 429: 10 requests/s per client IP\n\
 Reload the config with: kill -HUP <pid>; stop with Ctrl-C.\n"
