@@ -41,6 +41,20 @@ impl Collections {
         self.slots[slot(name)].clear();
     }
 
+    pub fn clear_slot(&mut self, slot: usize) {
+        self.slots[slot].clear();
+    }
+
+    pub fn set_slot(&mut self, slot: usize, name: &str, value: Vec<u8>) {
+        let entries = &mut self.slots[slot];
+        entries.clear();
+        entries.push((name.to_string(), value));
+    }
+
+    pub fn add_slot(&mut self, slot: usize, key: String, value: Vec<u8>) {
+        self.slots[slot].push((key, value));
+    }
+
     /// The value under `key` (case-insensitive), or the first value when `key` is `None`.
     pub fn value(&self, slot: usize, key: Option<&str>) -> Option<&[u8]> {
         let entries = &self.slots[slot];

@@ -44,6 +44,15 @@ pub struct Matched {
 /// `ctl:ruleRemoveTarget*`: rule ids (or a tag) and the target they no longer inspect.
 type TargetRemoval = (Vec<(u64, u64)>, Option<String>, Target);
 
+/// Slots the rule loop touches for every match, looked up once.
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    matched_var: usize,
+    matched_var_name: usize,
+    matched_vars: usize,
+    matched_vars_names: usize,
+}
+
 pub struct Transaction<'r> {
     rules: &'r RuleSet,
     vars: Collections,
@@ -56,6 +65,7 @@ pub struct Transaction<'r> {
     pub matched: Vec<Matched>,
     pub interruption: Option<Interruption>,
     tx_slot: usize,
+    hot: Hot,
     current_rule: Option<(u64, String)>,
 }
 
@@ -120,6 +130,12 @@ impl<'r> Transaction<'r> {
             matched: Vec::new(),
             interruption: None,
             tx_slot: slot("TX"),
+            hot: Hot {
+                matched_var: slot("MATCHED_VAR"),
+                matched_var_name: slot("MATCHED_VAR_NAME"),
+                matched_vars: slot("MATCHED_VARS"),
+                matched_vars_names: slot("MATCHED_VARS_NAMES"),
+            },
             current_rule: None,
         }
     }
@@ -449,22 +465,24 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    /// Values of one target for `rule_id`, less the rule's exclusions and `ctl` removals.
+    /// Whether `ctl` or the rule's own exclusions take this entry out of the rule.
+    fn excluded(&self, rule: &Rule, rule_id: u64, slot: usize, key: &str) -> bool {
+        rule.exclusions.iter().any(|x| x.covers(slot, key))
+            || self.removed_targets.iter().any(|(ids, tag, x)| {
+                let applies = ids.iter().any(|(a, b)| (*a..=*b).contains(&rule_id))
+                    || tag
+                        .as_ref()
+                        .is_some_and(|tag| rule.actions.tags.contains(tag));
+                applies && x.covers(slot, key)
+            })
+    }
+
+    /// Copies of one target's values for `rule_id`, less exclusions and `ctl` removals.
     fn values(&self, t: &Target, rule: &Rule, rule_id: u64) -> Vec<(String, Vec<u8>)> {
-        let entries = self.vars.get(t.slot);
-        let excluded = |key: &str| {
-            rule.exclusions.iter().any(|x| x.covers(t.slot, key))
-                || self.removed_targets.iter().any(|(ids, tag, x)| {
-                    let applies = ids.iter().any(|(a, b)| (*a..=*b).contains(&rule_id))
-                        || tag
-                            .as_ref()
-                            .is_some_and(|tag| rule.actions.tags.contains(tag));
-                    applies && x.covers(t.slot, key)
-                })
-        };
-        let selected = entries
-            .iter()
-            .filter(|(k, _)| t.selector.as_ref().is_none_or(|s| s.matches(k)) && !excluded(k));
+        let selected = self.vars.get(t.slot).iter().filter(|(k, _)| {
+            t.selector.as_ref().is_none_or(|s| s.matches(k))
+                && !self.excluded(rule, rule_id, t.slot, k)
+        });
         if t.count {
             let n = selected.count();
             return vec![(format!("&{}", t.name), n.to_string().into_bytes())];
@@ -483,43 +501,67 @@ impl<'r> Transaction<'r> {
 
     /// Whether the rule (and its whole chain) matches; sets MATCHED_VAR(S) and captures.
     fn evaluate(&mut self, rule: &Rule, chain_id: u64) -> bool {
-        let mut values = Vec::new();
-        for t in &rule.targets {
-            values.extend(self.values(t, rule, chain_id));
-        }
-        if rule.targets.is_empty() {
-            // SecAction: an unconditional match with no variable.
-            values.push((String::new(), Vec::new()));
-        }
-        self.vars.clear("MATCHED_VARS");
-        self.vars.clear("MATCHED_VARS_NAMES");
+        // Values of TX and MATCHED_* can change while the rule runs (captures, setvar, the
+        // matched-variable bookkeeping itself): those rules test copies. Every other rule tests
+        // the values in place and copies only what matches.
+        let volatile = [
+            self.tx_slot,
+            self.hot.matched_var,
+            self.hot.matched_vars,
+            self.hot.matched_var_name,
+            self.hot.matched_vars_names,
+        ];
+        let copy = rule.targets.is_empty()
+            || rule
+                .targets
+                .iter()
+                .any(|t| t.count || volatile.contains(&t.slot));
         let mut any = false;
-        for (name, value) in values {
-            let mut caps = Captures::default();
-            let (hit, transformed) = if rule.actions.multi_match {
-                self.multi_match(rule, &value, &mut caps)
-            } else {
-                let t: Cow<[u8]> = transforms::apply(&rule.transforms, &value);
-                let want = rule.actions.capture.then_some(&mut caps);
-                let hit = rule.operator.matches(&t, self, want) != rule.negated;
-                (hit, t.into_owned())
-            };
-            if hit {
-                any = true;
-                if rule.actions.capture {
-                    for (i, g) in caps.groups.iter().enumerate() {
-                        let s = self.tx_slot;
-                        self.vars.put(s, &i.to_string(), g.clone());
+        if copy {
+            let mut values = Vec::new();
+            for t in &rule.targets {
+                values.extend(self.values(t, rule, chain_id));
+            }
+            if rule.targets.is_empty() {
+                // SecAction: an unconditional match with no variable.
+                values.push((String::new(), Vec::new()));
+            }
+            self.clear_matched();
+            for (name, value) in values {
+                let (hit, transformed, caps) = self.test(rule, &value);
+                if hit {
+                    any = true;
+                    self.record(rule, name, transformed, caps);
+                }
+            }
+        } else {
+            let mut refs: Vec<(usize, usize, usize)> = Vec::new();
+            for (ti, t) in rule.targets.iter().enumerate() {
+                for (i, (k, _)) in self.vars.get(t.slot).iter().enumerate() {
+                    if t.selector.as_ref().is_none_or(|s| s.matches(k))
+                        && !self.excluded(rule, chain_id, t.slot, k)
+                    {
+                        refs.push((ti, t.slot, i));
                     }
                 }
-                let v = &mut self.vars;
-                v.set_scalar("MATCHED_VAR", transformed.clone());
-                v.set_scalar("MATCHED_VAR_NAME", name.clone());
-                v.add("MATCHED_VARS", name.clone(), transformed);
-                v.add("MATCHED_VARS_NAMES", name.clone(), name.into_bytes());
-                // As ModSecurity v2 does: setvar and ctl run for every value that matches,
-                // with that value's captures (920450 records each restricted header so).
-                self.link_actions(rule);
+            }
+            self.clear_matched();
+            for (ti, slot, i) in refs {
+                let (hit, transformed, caps) = {
+                    let value = &self.vars.get(slot)[i].1;
+                    self.test(rule, value)
+                };
+                if hit {
+                    any = true;
+                    let key = &self.vars.get(slot)[i].0;
+                    let t = &rule.targets[ti];
+                    let name = if key == t.name {
+                        key.clone()
+                    } else {
+                        format!("{}:{key}", t.name)
+                    };
+                    self.record(rule, name, transformed, caps);
+                }
             }
         }
         if !any {
@@ -531,6 +573,47 @@ impl<'r> Transaction<'r> {
             Some(next) => self.evaluate(next, chain_id),
             None => true,
         }
+    }
+
+    fn clear_matched(&mut self) {
+        self.vars.clear_slot(self.hot.matched_vars);
+        self.vars.clear_slot(self.hot.matched_vars_names);
+    }
+
+    /// Runs the transformations and the operator on one value: (matched, transformed, captures).
+    fn test(&self, rule: &Rule, value: &[u8]) -> (bool, Vec<u8>, Captures) {
+        let mut caps = Captures::default();
+        if rule.actions.multi_match {
+            let (hit, t) = self.multi_match(rule, value, &mut caps);
+            return (hit, t, caps);
+        }
+        let t: Cow<[u8]> = transforms::apply(&rule.transforms, value);
+        let want = rule.actions.capture.then_some(&mut caps);
+        let hit = rule.operator.matches(&t, self, want) != rule.negated;
+        (hit, if hit { t.into_owned() } else { Vec::new() }, caps)
+    }
+
+    /// Bookkeeping for one matching value, then the link's per-match actions.
+    fn record(&mut self, rule: &Rule, name: String, transformed: Vec<u8>, caps: Captures) {
+        if rule.actions.capture {
+            for (i, g) in caps.groups.into_iter().enumerate() {
+                let s = self.tx_slot;
+                self.vars.put(s, &i.to_string(), g);
+            }
+        }
+        let h = self.hot;
+        let v = &mut self.vars;
+        v.set_slot(h.matched_var, "MATCHED_VAR", transformed.clone());
+        v.set_slot(
+            h.matched_var_name,
+            "MATCHED_VAR_NAME",
+            name.clone().into_bytes(),
+        );
+        v.add_slot(h.matched_vars, name.clone(), transformed);
+        v.add_slot(h.matched_vars_names, name.clone(), name.into_bytes());
+        // As ModSecurity v2 does: setvar and ctl run for every value that matches, with that
+        // value's captures (920450 records each restricted header so).
+        self.link_actions(rule);
     }
 
     fn link_actions(&mut self, r: &Rule) {
