@@ -32,6 +32,24 @@ impl InternalEndpoints for Directory {
     }
 }
 
+/// Compiles with empty rate-limit, IP-list and WAF contexts.
+fn compile_alone(
+    node: &crate::config::yaml::Node,
+) -> Result<super::CompiledPolicyResult, Vec<crate::config::ConfigError>> {
+    let limits = RateLimits::new(StoreConfig::Memory).unwrap();
+    let intel = IpIntel::default();
+    let waf = WafSource::new("/nonexistent".into());
+    compile(
+        node,
+        &loc(),
+        &CompileEnv {
+            rate_limits: &limits,
+            ip_intel: &intel,
+            waf: &waf,
+        },
+    )
+}
+
 fn loc() -> Loc {
     Loc {
         file: "test.yaml".into(),
@@ -41,19 +59,7 @@ fn loc() -> Loc {
 
 fn run(policy: &str, req: &mut PlainRequest, categories: &[&str]) -> (Outcome, ActionVars) {
     let node = parse_documents(policy).unwrap().remove(0);
-    let limits = RateLimits::new(StoreConfig::Memory).unwrap();
-    let intel = IpIntel::default();
-    let waf = WafSource::new("/nonexistent".into());
-    let compiled = compile(
-        &node,
-        &loc(),
-        &CompileEnv {
-            rate_limits: &limits,
-            ip_intel: &intel,
-            waf: &waf,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e:?}"));
+    let compiled = compile_alone(&node).unwrap_or_else(|e| panic!("{e:?}"));
     let env = ExprEnv::new();
     let mut conn = ConnInfo::new(
         "198.51.100.7:5555".parse().unwrap(),
@@ -193,19 +199,7 @@ on_http_request:
 #[test]
 fn phase_given_as_one_rule_is_noted() {
     let node = parse_documents(SEED).unwrap().remove(0);
-    let limits = RateLimits::new(StoreConfig::Memory).unwrap();
-    let intel = IpIntel::default();
-    let waf = WafSource::new("/nonexistent".into());
-    let compiled = compile(
-        &node,
-        &loc(),
-        &CompileEnv {
-            rate_limits: &limits,
-            ip_intel: &intel,
-            waf: &waf,
-        },
-    )
-    .unwrap();
+    let compiled = compile_alone(&node).unwrap();
     // Two notes on the shapes, then a warning per category no list defines.
     assert_eq!(compiled.notes.len(), 4, "{:?}", compiled.notes);
     assert!(compiled.notes[1].contains("test.yaml:6: note: a rule nested inside"));
@@ -237,20 +231,7 @@ on_http_response:
   - actions: [{type: forward-internal, config: {url: "https://x.internal"}}]
 "#;
     let node = parse_documents(policy).unwrap().remove(0);
-    let limits = RateLimits::new(StoreConfig::Memory).unwrap();
-    let intel = IpIntel::default();
-    let waf = WafSource::new("/nonexistent".into());
-    let errors = compile(
-        &node,
-        &loc(),
-        &CompileEnv {
-            rate_limits: &limits,
-            ip_intel: &intel,
-            waf: &waf,
-        },
-    )
-    .err()
-    .unwrap();
+    let errors = compile_alone(&node).err().unwrap();
     let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errors.len(), 5, "{text:#?}");
     assert!(

@@ -204,37 +204,12 @@ impl Builder {
                 });
                 Ok(())
             }
-            Directive::UpdateTargetById { ids, targets } => {
-                for rule in self
-                    .rules_mut()
-                    .filter(|r| ids.iter().any(|(a, b)| (*a..=*b).contains(&r.actions.id)))
-                {
-                    for t in targets {
-                        let compiled = Target::compile(t)?;
-                        if t.exclude {
-                            rule.exclusions.push(compiled);
-                        } else {
-                            rule.targets.push(compiled);
-                        }
-                    }
-                }
-                Ok(())
-            }
+            Directive::UpdateTargetById { ids, targets } => self.update_targets(
+                |r| ids.iter().any(|(a, b)| (*a..=*b).contains(&r.actions.id)),
+                targets,
+            ),
             Directive::UpdateTargetByTag { tag, targets } => {
-                for rule in self
-                    .rules_mut()
-                    .filter(|r| r.actions.tags.iter().any(|x| x == tag))
-                {
-                    for t in targets {
-                        let compiled = Target::compile(t)?;
-                        if t.exclude {
-                            rule.exclusions.push(compiled);
-                        } else {
-                            rule.targets.push(compiled);
-                        }
-                    }
-                }
-                Ok(())
+                self.update_targets(|r| r.actions.tags.iter().any(|x| x == tag), targets)
             }
             Directive::UpdateActionById { .. } => {
                 Err("SecRuleUpdateActionById is not supported yet".into())
@@ -261,6 +236,25 @@ impl Builder {
         self.entries.push(Entry::Rule(phase, Box::new(rule)));
         if chains {
             self.pending_chain = Some(self.entries.len() - 1);
+        }
+        Ok(())
+    }
+
+    /// Adds targets (or, written `!X`, exclusions) to the rules already loaded that `which` picks.
+    fn update_targets(
+        &mut self,
+        which: impl Fn(&Rule) -> bool,
+        targets: &[seclang::VarSpec],
+    ) -> Result<(), String> {
+        for rule in self.rules_mut().filter(|r| which(r)) {
+            for t in targets {
+                let compiled = Target::compile(t)?;
+                if t.exclude {
+                    rule.exclusions.push(compiled);
+                } else {
+                    rule.targets.push(compiled);
+                }
+            }
         }
         Ok(())
     }
