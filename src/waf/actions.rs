@@ -26,6 +26,8 @@ pub enum SetVarOp {
 #[derive(Debug, Clone)]
 pub struct SetVar {
     pub collection: String,
+    /// The collection's variable slot, resolved at load.
+    pub slot: Option<usize>,
     pub key: Template,
     pub op: SetVarOp,
     pub value: Template,
@@ -137,6 +139,7 @@ fn setvar(value: &str) -> Result<SetVar, String> {
         .split_once('.')
         .ok_or_else(|| format!("setvar:{value}: expected COLLECTION.key"))?;
     Ok(SetVar {
+        slot: super::macros::slot_of(collection),
         collection: collection.to_ascii_uppercase(),
         key: Template::parse(&key.to_ascii_lowercase()),
         op,

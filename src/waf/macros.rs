@@ -7,7 +7,17 @@ pub enum Part {
     Var {
         collection: String,
         key: Option<String>,
+        /// The collection's variable slot, resolved once here.
+        slot: Option<usize>,
     },
+}
+
+/// The variable slot of a collection name (case-insensitive).
+pub fn slot_of(collection: &str) -> Option<usize> {
+    let name = super::seclang::names::variable(collection)?;
+    super::seclang::names::VARIABLES
+        .iter()
+        .position(|v| *v == name)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +44,7 @@ impl Template {
             parts.push(Part::Var {
                 collection: collection.to_ascii_uppercase(),
                 key,
+                slot: slot_of(collection),
             });
             rest = &rest[start + 2 + len + 1..];
         }
@@ -69,7 +80,8 @@ mod tests {
                 Part::Lit("+".into()),
                 Part::Var {
                     collection: "TX".into(),
-                    key: Some("critical_anomaly_score".into())
+                    key: Some("critical_anomaly_score".into()),
+                    slot: slot_of("TX"),
                 }
             ]
         );
@@ -78,7 +90,8 @@ mod tests {
             Template::parse("%{MATCHED_VAR}").parts()[0],
             Part::Var {
                 collection: "MATCHED_VAR".into(),
-                key: None
+                key: None,
+                slot: slot_of("MATCHED_VAR"),
             }
         );
     }

@@ -75,7 +75,11 @@ impl Expand for Transaction<'_> {
         for part in t.parts() {
             match part {
                 Part::Lit(s) => out.push_str(s),
-                Part::Var { collection, key } => {
+                Part::Var {
+                    collection,
+                    key,
+                    slot,
+                } => {
                     if collection == "RULE" {
                         if let Some((id, msg)) = &self.current_rule {
                             match key.as_deref() {
@@ -86,9 +90,7 @@ impl Expand for Transaction<'_> {
                         }
                         continue;
                     }
-                    if let Some(s) = seclang::names::variable(collection)
-                        .and_then(|n| seclang::names::VARIABLES.iter().position(|v| *v == n))
-                    {
+                    if let Some(s) = *slot {
                         if let Some(v) = self.vars.value(s, key.as_deref()) {
                             out.push_str(&String::from_utf8_lossy(v));
                         }
@@ -619,9 +621,7 @@ impl<'r> Transaction<'r> {
     fn link_actions(&mut self, r: &Rule) {
         for sv in &r.actions.setvars {
             let key = self.expand(&sv.key);
-            let Some(slot) = seclang::names::variable(&sv.collection)
-                .and_then(|n| seclang::names::VARIABLES.iter().position(|v| *v == n))
-            else {
+            let Some(slot) = sv.slot else {
                 continue;
             };
             match sv.op {

@@ -44,6 +44,8 @@ impl Rx {
         match self {
             Rx::Fast(r) => match captures {
                 None => r.is_match(value),
+                // Most values do not match: only a match pays for capture groups.
+                Some(_) if !r.is_match(value) => false,
                 Some(out) => match r.captures(value) {
                     Some(c) => {
                         out.groups = c
