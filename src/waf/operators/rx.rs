@@ -18,12 +18,19 @@ pub enum Rx {
 
 impl Rx {
     pub fn new(pattern: &str) -> Result<Rx, String> {
+        // Byte semantics, as ModSecurity's PCRE (no UTF mode): `\x{e2}` is the byte 0xE2,
+        // `.` any byte, `(?i)` and `\w` ASCII. A pattern that needs Unicode mode gets it.
         let fast = |p: &str| {
-            RegexBuilder::new(p)
-                .dot_matches_new_line(true)
-                .size_limit(256 << 20)
-                .dfa_size_limit(64 << 20)
-                .build()
+            let bytes = short_hex_escapes(p);
+            let build = |unicode: bool| {
+                RegexBuilder::new(if unicode { p } else { &bytes })
+                    .unicode(unicode)
+                    .dot_matches_new_line(true)
+                    .size_limit(256 << 20)
+                    .dfa_size_limit(64 << 20)
+                    .build()
+            };
+            build(false).or_else(|_| build(true))
         };
         let fast_err = match fast(pattern) {
             Ok(r) => return Ok(Rx::Fast(r)),
@@ -80,6 +87,36 @@ impl Rx {
             }
         }
     }
+}
+
+/// `\x{e2}` → `\xe2`: in Rust's byte mode only the two-digit form names a raw byte.
+fn short_hex_escapes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let esc = &rest[i..];
+        if let Some(body) = esc.strip_prefix("\\x{") {
+            if let Some(end) = body.find('}') {
+                let digits = &body[..end];
+                if (1..=2).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    out.push_str(&format!("\\x{digits:0>2}"));
+                    rest = &body[end + 1..];
+                    continue;
+                }
+            }
+        }
+        // Copy the backslash and the character it escapes.
+        let mut chars = esc.chars();
+        out.push(chars.next().unwrap_or('\\'));
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out.push_str(rest);
+    out
 }
 
 /// PCRE spellings Rust's engines read differently: a `[` inside a class is a literal there
@@ -174,6 +211,11 @@ mod tests {
             [b"12-34".to_vec(), b"12".to_vec(), b"34".to_vec()]
         );
         assert!(Rx::new("(").is_err());
+        // Bytes, not code points: the UTF-8 of U+2018 is e2 80 98.
+        let q = Rx::new(r"\x{e2}\x80[\x98\x99]").unwrap();
+        assert!(q.matches("a\u{2018}b".as_bytes(), None));
+        let crs = Rx::new(r"((?:(?:[!-\+\-:->@\[\]\^`\{-~]|\x{c2}\x{b4}|\x{e2}\x80[\x98\x99])[^!-\+\-:->@\[\]\^`\{-~]*?){2})").unwrap();
+        assert!(crs.matches(b"\xe2\x80\x98 -", None));
         // PCRE: `[` inside a class is literal; `*+` is possessive.
         assert_eq!(from_pcre(r"[^a[\]b]+\s*+x"), r"[^a\[\]b]+\s*x");
         let pcre = Rx::new(r#"^[^"(),/:;<=>?![\x5c\]{}]+\s*+;"#).unwrap();
