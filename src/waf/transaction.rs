@@ -102,6 +102,24 @@ impl Expand for Transaction<'_> {
     }
 }
 
+/// `%hh` escapes decoded; everything else (including `+`) kept.
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (transforms::hex(s[i + 1]), transforms::hex(s[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
 fn atoi(s: &[u8]) -> i64 {
     let s = std::str::from_utf8(s).unwrap_or("").trim();
     let (neg, d) = match s.strip_prefix('-') {
@@ -241,8 +259,13 @@ impl<'r> Transaction<'r> {
             Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
             None => path,
         };
+        // The path percent-decoded (not `+`), as ModSecurity and the CRS tests expect.
+        let path = percent_decode(path.as_bytes());
+        let base = match path.iter().rposition(|b| *b == b'/' || *b == b'\\') {
+            Some(i) => path[i + 1..].to_vec(),
+            None => path.clone(),
+        };
         v.set_scalar("REQUEST_FILENAME", path);
-        let base = path.rsplit(['/', '\\']).next().unwrap_or(path);
         v.set_scalar("REQUEST_BASENAME", base);
         v.set_scalar("QUERY_STRING", query.unwrap_or(""));
         v.set_scalar("REMOTE_ADDR", req.remote_addr.as_str());

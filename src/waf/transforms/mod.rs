@@ -70,7 +70,7 @@ pub fn apply<'a>(chain: &[Transform], input: &'a [u8]) -> Cow<'a, [u8]> {
 }
 
 /// Hex digit value.
-pub(crate) fn hex(b: u8) -> Option<u8> {
+pub fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
