@@ -134,6 +134,7 @@ fn run_stage(rules: &RuleSet, input: &Node) -> Vec<u64> {
     if req.uri.starts_with("/reflect") {
         reflect(&mut tx, &body);
     }
+    tx.process_logging();
     tx.matched_ids()
 }
 

@@ -240,6 +240,13 @@ impl<'r> Transaction<'r> {
         self.interruption.clone()
     }
 
+    /// Phase 5 (logging): runs whatever happened before (the CRS's correlation rules).
+    pub fn process_logging(&mut self) {
+        let interruption = self.interruption.take();
+        self.run_phase(5);
+        self.interruption = interruption;
+    }
+
     fn fill_request(&mut self, req: &Request) {
         let v = &mut self.vars;
         v.set_scalar("REQUEST_METHOD", req.method.as_str());
