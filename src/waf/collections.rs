@@ -3,10 +3,14 @@
 
 use super::seclang::names::VARIABLES;
 
+/// The slot of a variable name; a map built once, since filling a transaction looks up
+/// dozens of names per request.
 pub fn slot(name: &str) -> usize {
-    VARIABLES
-        .iter()
-        .position(|v| *v == name)
+    static SLOTS: std::sync::OnceLock<std::collections::HashMap<&'static str, usize>> =
+        std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| VARIABLES.iter().enumerate().map(|(i, v)| (*v, i)).collect());
+    *slots
+        .get(name)
         .unwrap_or_else(|| panic!("{name} is a known variable"))
 }
 

@@ -329,13 +329,14 @@ impl<'r> Transaction<'r> {
 
     fn add_arg(&mut self, source: &str, name: String, value: Vec<u8>) {
         let size = name.len() + value.len();
+        let (args, names) = if source == "GET" {
+            ("ARGS_GET", "ARGS_GET_NAMES")
+        } else {
+            ("ARGS_POST", "ARGS_POST_NAMES")
+        };
         let v = &mut self.vars;
-        v.add(&format!("ARGS_{source}"), name.clone(), value.clone());
-        v.add(
-            &format!("ARGS_{source}_NAMES"),
-            name.clone(),
-            name.clone().into_bytes(),
-        );
+        v.add(args, name.clone(), value.clone());
+        v.add(names, name.clone(), name.clone().into_bytes());
         v.add("ARGS", name.clone(), value);
         v.add("ARGS_NAMES", name.clone(), name.into_bytes());
         let total = v

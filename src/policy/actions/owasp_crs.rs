@@ -141,13 +141,9 @@ impl OwaspCrs {
 impl Action for OwaspCrs {
     fn run(&self, cx: &mut ActionCx<'_>) -> Result<Flow, ActionError> {
         let mut tx = self.transaction(cx);
-        let body = match (self.process_body, cx.body) {
-            (true, Some(b)) => &b[..b.len().min(self.body_limit)],
-            _ => &[][..],
-        };
-        tx.process_request_body(body);
         if self.response {
-            // A request blocked by the request phases is the request action's business.
+            // Phase 1 sets up the CRS (thresholds, paranoia); judging the request again is the
+            // request action's business, so phase 2 is skipped and a phase-1 block ignored.
             tx.interruption = None;
             if let Some(res) = cx.res.as_deref() {
                 tx.process_response_headers(
@@ -156,6 +152,12 @@ impl Action for OwaspCrs {
                     &headers(res.headers()),
                 );
             }
+        } else {
+            let body = match (self.process_body, cx.body) {
+                (true, Some(b)) => &b[..b.len().min(self.body_limit)],
+                _ => &[][..],
+            };
+            tx.process_request_body(body);
         }
         let (name, score_keys) = if self.response {
             (
