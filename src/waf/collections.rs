@@ -1,30 +1,103 @@
 //! The variables of one transaction: one slot per SecLang variable, each a list of
 //! `(key, value)` (a scalar has one entry keyed by its own name).
+//!
+//! The persistent-style collections `setvar` writes (TX above all: the CRS keeps a hundred
+//! settings and scores there, and reads them in most rules) also keep a key → entry index, so
+//! reading `tx.x` does not scan them.
 
 use super::seclang::names::VARIABLES;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// The slot of a variable name; a map built once, since filling a transaction looks up
 /// dozens of names per request.
 pub fn slot(name: &str) -> usize {
-    static SLOTS: std::sync::OnceLock<std::collections::HashMap<&'static str, usize>> =
-        std::sync::OnceLock::new();
+    static SLOTS: std::sync::OnceLock<HashMap<&'static str, usize>> = std::sync::OnceLock::new();
     let slots = SLOTS.get_or_init(|| VARIABLES.iter().enumerate().map(|(i, v)| (*v, i)).collect());
     *slots
         .get(name)
         .unwrap_or_else(|| panic!("{name} is a known variable"))
 }
 
+/// The collections keyed by name that `setvar` writes.
+const KEYED: [&str; 6] = ["TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE"];
+
+/// A small fast hasher for the transaction's own tables (splitmix64's finalizer over 8-byte
+/// words): SipHash costs more than the lookups it serves. Keys come from the rules and the
+/// request, but a table lives for one transaction and holds few entries.
+#[derive(Default)]
+pub struct Mix(u64);
+
+impl Hasher for Mix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(self.0 ^ u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        self.0 = z ^ (z >> 31);
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Mix>>;
+
+/// The hash of a key, lower-cased on the fly.
+fn key_hash(key: &str) -> u64 {
+    let mut h = Mix::default();
+    for chunk in key.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        word.make_ascii_lowercase();
+        h.write_u64(h.0 ^ u64::from_le_bytes(word));
+    }
+    h.write_u64(h.0 ^ key.len() as u64);
+    h.finish()
+}
+
 #[derive(Debug, Clone)]
 pub struct Collections {
     slots: Vec<Vec<(String, Vec<u8>)>>,
+    /// Per slot, bumped whenever an existing entry changes or goes (not when one is added):
+    /// an entry's (slot, index, version) names one value for caches.
+    versions: Vec<u32>,
+    /// For the keyed collections: hash of the lower-case key → index of its first entry
+    /// (a colliding key probes the next hash value).
+    index: Vec<Option<FastMap<u64, u32>>>,
 }
 
 impl Default for Collections {
     fn default() -> Self {
+        let mut index = vec![None; VARIABLES.len()];
+        for name in KEYED {
+            index[slot(name)] = Some(FastMap::default());
+        }
+        // The CRS keeps about a hundred TX variables: room for them from the start.
+        if let Some(tx) = &mut index[slot("TX")] {
+            tx.reserve(256);
+        }
         Collections {
             slots: vec![Vec::new(); VARIABLES.len()],
+            versions: vec![0; VARIABLES.len()],
+            index,
         }
     }
+}
+
+/// Where a key's entry is, when the slot can say without a scan.
+pub enum Found {
+    At(Option<usize>),
+    /// The slot has no index: scan it.
+    Scan,
 }
 
 impl Collections {
@@ -32,31 +105,107 @@ impl Collections {
         &self.slots[slot]
     }
 
+    pub fn version(&self, slot: usize) -> u32 {
+        self.versions[slot]
+    }
+
+    fn changed(&mut self, slot: usize) {
+        self.versions[slot] = self.versions[slot].wrapping_add(1);
+    }
+
+    /// The entry for `key` (case-insensitive) in an indexed slot.
+    pub fn find(&self, slot: usize, key: &str) -> Found {
+        let Some(ix) = &self.index[slot] else {
+            return Found::Scan;
+        };
+        let entries = &self.slots[slot];
+        let mut h = key_hash(key);
+        loop {
+            match ix.get(&h) {
+                None => return Found::At(None),
+                Some(&i) if entries[i as usize].0.eq_ignore_ascii_case(key) => {
+                    return Found::At(Some(i as usize))
+                }
+                Some(_) => h = h.wrapping_add(1),
+            }
+        }
+    }
+
+    /// Indexes entry `i` unless its key is there already.
+    fn index_entry(&mut self, slot: usize, i: usize) {
+        let entries = &self.slots[slot];
+        let Some(ix) = &mut self.index[slot] else {
+            return;
+        };
+        let key = &entries[i].0;
+        let mut h = key_hash(key);
+        loop {
+            match ix.get(&h) {
+                None => {
+                    ix.insert(h, i as u32);
+                    return;
+                }
+                Some(&j) if entries[j as usize].0.eq_ignore_ascii_case(key) => return,
+                Some(_) => h = h.wrapping_add(1),
+            }
+        }
+    }
+
+    fn reindex(&mut self, slot: usize) {
+        let Some(ix) = &mut self.index[slot] else {
+            return;
+        };
+        ix.clear();
+        for i in 0..self.slots[slot].len() {
+            self.index_entry(slot, i);
+        }
+    }
+
     pub fn set_scalar(&mut self, name: &str, value: impl Into<Vec<u8>>) {
         let s = slot(name);
-        self.slots[s] = vec![(name.to_string(), value.into())];
+        self.set_slot(s, name, value.into());
     }
 
     pub fn add(&mut self, name: &str, key: impl Into<String>, value: impl Into<Vec<u8>>) {
-        self.slots[slot(name)].push((key.into(), value.into()));
+        self.add_slot(slot(name), key.into(), value.into());
     }
 
     pub fn clear(&mut self, name: &str) {
-        self.slots[slot(name)].clear();
+        self.clear_slot(slot(name));
     }
 
     pub fn clear_slot(&mut self, slot: usize) {
+        self.changed(slot);
         self.slots[slot].clear();
+        if let Some(ix) = &mut self.index[slot] {
+            ix.clear();
+        }
     }
 
     pub fn set_slot(&mut self, slot: usize, name: &str, value: Vec<u8>) {
+        self.changed(slot);
         let entries = &mut self.slots[slot];
         entries.clear();
         entries.push((name.to_string(), value));
+        self.reindex(slot);
+    }
+
+    /// [`Self::set_slot`] reusing the slot's buffers (the `MATCHED_VAR` bookkeeping runs for
+    /// every match).
+    pub fn set_slot_bytes(&mut self, slot: usize, name: &str, value: &[u8]) {
+        self.versions[slot] = self.versions[slot].wrapping_add(1);
+        match self.slots[slot].as_mut_slice() {
+            [(k, v)] if k == name => {
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            _ => self.set_slot(slot, name, value.to_vec()),
+        }
     }
 
     pub fn add_slot(&mut self, slot: usize, key: String, value: Vec<u8>) {
         self.slots[slot].push((key, value));
+        self.index_entry(slot, self.slots[slot].len() - 1);
     }
 
     /// The value under `key` (case-insensitive), or the first value when `key` is `None`.
@@ -64,26 +213,74 @@ impl Collections {
         let entries = &self.slots[slot];
         match key {
             None => entries.first().map(|(_, v)| v.as_slice()),
-            Some(k) => entries
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v.as_slice()),
+            Some(k) => match self.find(slot, k) {
+                Found::At(i) => i.map(|i| entries[i].1.as_slice()),
+                Found::Scan => entries
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v.as_slice()),
+            },
         }
     }
 
     /// Sets `key` in a keyed collection (TX and the like), replacing an existing value.
     pub fn put(&mut self, slot: usize, key: &str, value: Vec<u8>) {
-        let entries = &mut self.slots[slot];
-        match entries
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        {
-            Some(e) => e.1 = value,
-            None => entries.push((key.to_ascii_lowercase(), value)),
+        let at = match self.find(slot, key) {
+            Found::At(i) => i,
+            Found::Scan => self.slots[slot]
+                .iter()
+                .position(|(k, _)| k.eq_ignore_ascii_case(key)),
+        };
+        match at {
+            Some(i) => {
+                self.changed(slot);
+                self.slots[slot][i].1 = value;
+            }
+            None => self.add_slot(slot, key.to_ascii_lowercase(), value),
         }
     }
 
     pub fn remove(&mut self, slot: usize, key: &str) {
+        self.changed(slot);
         self.slots[slot].retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        self.reindex(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_collections_find_keys_in_any_case_and_survive_removal() {
+        let mut c = Collections::default();
+        let tx = slot("TX");
+        c.put(tx, "Score", b"1".to_vec());
+        c.put(tx, "other", b"2".to_vec());
+        c.put(tx, "SCORE", b"3".to_vec());
+        assert_eq!(c.get(tx).len(), 2);
+        assert_eq!(c.value(tx, Some("score")), Some(&b"3"[..]));
+        c.remove(tx, "score");
+        assert_eq!(c.value(tx, Some("Score")), None);
+        assert_eq!(c.value(tx, Some("OTHER")), Some(&b"2"[..]));
+        c.clear_slot(tx);
+        assert_eq!(c.value(tx, Some("other")), None);
+    }
+
+    #[test]
+    fn versions_move_when_an_entry_changes_not_when_one_is_added() {
+        let mut c = Collections::default();
+        let args = slot("ARGS");
+        let v0 = c.version(args);
+        c.add("ARGS", "a", "1");
+        assert_eq!(c.version(args), v0);
+        c.clear("ARGS");
+        assert_ne!(c.version(args), v0);
+        let m = slot("MATCHED_VAR");
+        c.set_slot_bytes(m, "MATCHED_VAR", b"x");
+        let v1 = c.version(m);
+        c.set_slot_bytes(m, "MATCHED_VAR", b"yy");
+        assert_ne!(c.version(m), v1);
+        assert_eq!(c.value(m, None), Some(&b"yy"[..]));
     }
 }

@@ -2,6 +2,7 @@
 //! compiled, transformation chain resolved, actions typed; a chain is a linked list.
 
 use super::actions::{Actions, Disruptive};
+use super::macros::{Part, Template};
 use super::operators::{self, Operator};
 use super::seclang::{names, OperatorSpec, Selector, VarSpec};
 use super::transforms::Transform;
@@ -12,6 +13,10 @@ use std::path::Path;
 pub enum KeySel {
     /// Lower-case key, compared case-insensitively.
     Key(String),
+    /// A `/regex/` that is only a literal (`/__utm/`, `/^header_name_/`): lower-case, found
+    /// case-insensitively without a regex search, run for every key of every rule using it.
+    Contains(String),
+    Prefix(String),
     Regex(Regex),
 }
 
@@ -19,8 +24,39 @@ impl KeySel {
     pub fn matches(&self, key: &str) -> bool {
         match self {
             KeySel::Key(k) => key.eq_ignore_ascii_case(k),
+            KeySel::Contains(lit) => key
+                .as_bytes()
+                .windows(lit.len())
+                .any(|w| w.eq_ignore_ascii_case(lit.as_bytes())),
+            KeySel::Prefix(lit) => key
+                .as_bytes()
+                .get(..lit.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(lit.as_bytes())),
             KeySel::Regex(r) => r.is_match(key.as_bytes()),
         }
+    }
+
+    /// A selector regex as a literal search when it is one (`^` anchor and a trailing `.*`
+    /// allowed); `None` for anything else.
+    fn literal(pattern: &str) -> Option<KeySel> {
+        let (anchored, rest) = match pattern.strip_prefix('^') {
+            Some(r) => (true, r),
+            None => (false, pattern),
+        };
+        let rest = rest.strip_suffix(".*").unwrap_or(rest);
+        if rest.is_empty()
+            || !rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return None;
+        }
+        let lit = rest.to_ascii_lowercase();
+        Some(if anchored {
+            KeySel::Prefix(lit)
+        } else {
+            KeySel::Contains(lit)
+        })
     }
 }
 
@@ -42,12 +78,15 @@ impl Target {
         let selector = match &spec.selector {
             None => None,
             Some(Selector::Key(k)) => Some(KeySel::Key(k.to_ascii_lowercase())),
-            Some(Selector::Regex(r)) => Some(KeySel::Regex(
-                RegexBuilder::new(r)
-                    .case_insensitive(true)
-                    .build()
-                    .map_err(|e| format!("selector /{r}/: {e}"))?,
-            )),
+            Some(Selector::Regex(r)) => Some(match KeySel::literal(r) {
+                Some(lit) => lit,
+                None => KeySel::Regex(
+                    RegexBuilder::new(r)
+                        .case_insensitive(true)
+                        .build()
+                        .map_err(|e| format!("selector /{r}/: {e}"))?,
+                ),
+            }),
         };
         Ok(Target {
             slot,
@@ -71,6 +110,15 @@ pub struct Rule {
     pub operator: Operator,
     pub negated: bool,
     pub transforms: Vec<Transform>,
+    /// The transformation chain's number in the rule set (0: not cached); rules with the same
+    /// chain share one cached result per value and transaction.
+    pub chain_id: u32,
+    /// The operator's argument reads something this link's own matches write (captures,
+    /// `setvar`, `MATCHED_*`): its values are then tested one by one, each after the
+    /// previous match's actions, as ModSecurity does.
+    pub in_turn: bool,
+    /// Where `skipAfter` lands in this rule's phase, resolved when the set is built.
+    pub skip_to: Option<usize>,
     pub chained: Option<Box<Rule>>,
     pub file: std::sync::Arc<str>,
     pub line: usize,
@@ -108,12 +156,19 @@ impl Rule {
             defaults.transforms.clone()
         };
         transforms.extend(actions.transforms.iter().copied());
+        let compiled = operators::compile(operator.name, &operator.argument, dir)?;
+        let in_turn = compiled
+            .template()
+            .is_some_and(|t| reads_own_writes(t, &actions));
         Ok(Rule {
-            operator: operators::compile(operator.name, &operator.argument, dir)?,
+            operator: compiled,
+            in_turn,
             negated: operator.negated,
             targets,
             exclusions,
             transforms,
+            chain_id: 0,
+            skip_to: None,
             actions,
             chained: None,
             file: "".into(),
@@ -128,4 +183,35 @@ impl Rule {
             None => self,
         }
     }
+}
+
+/// Whether a link's operator argument `arg` reads a variable that the link's matches write:
+/// the `MATCHED_*` variables, `TX:0`-`TX:9` when it captures, or a `setvar` target.
+fn reads_own_writes(arg: &Template, actions: &Actions) -> bool {
+    let tx = names::VARIABLES.iter().position(|v| *v == "TX");
+    arg.parts().iter().any(|part| {
+        let Part::Var {
+            collection,
+            key,
+            slot,
+        } = part
+        else {
+            return false;
+        };
+        if collection.starts_with("MATCHED_VAR") {
+            return true;
+        }
+        let key = key.as_deref();
+        let numeric = key.is_none_or(|k| k.bytes().all(|b| b.is_ascii_digit()));
+        if actions.capture && *slot == tx && numeric {
+            return true;
+        }
+        actions.setvars.iter().any(|sv| {
+            sv.slot == *slot
+                && match (sv.key.literal(), key) {
+                    (Some(written), Some(read)) => written.eq_ignore_ascii_case(read),
+                    _ => true,
+                }
+        })
+    })
 }

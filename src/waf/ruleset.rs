@@ -2,8 +2,10 @@
 //! removals and target updates applied at load.
 
 use super::actions::{Actions, Disruptive};
+use super::collections::slot;
 use super::rule::{Defaults, Rule, Target};
-use super::seclang::{self, Directive, EngineMode, Located, SecLangError};
+use super::seclang::{self, names, Directive, EngineMode, Located, SecLangError};
+use super::transforms::Transform;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +26,9 @@ pub struct RuleSet {
     pub request_body_access: bool,
     pub response_body_access: bool,
     pub rules: usize,
+    /// Per variable slot: whether running rules can change its values (TX, the `MATCHED_*`
+    /// variables, any collection a `setvar` writes). Only the others cache transformations.
+    pub volatile: Vec<bool>,
 }
 
 impl RuleSet {
@@ -267,20 +272,62 @@ impl Builder {
     }
 
     fn finish(self) -> RuleSet {
-        let mut phases: [Vec<Item>; 5] = Default::default();
+        // Marker positions first: a skipAfter names a marker further down.
         let mut markers: [HashMap<String, usize>; 5] = Default::default();
-        let mut count = 0;
-        for entry in self.entries {
+        let mut len = [0usize; 5];
+        for entry in &self.entries {
             match entry {
-                Entry::Rule(phase, rule) => {
-                    count += 1;
-                    phases[phase as usize - 1].push(Item::Rule(Arc::new(*rule)));
-                }
+                Entry::Rule(phase, _) => len[*phase as usize - 1] += 1,
                 // A marker stands in every phase: skipAfter jumps within the current one.
                 Entry::Marker(name) => {
                     for p in 0..5 {
-                        markers[p].insert(name.clone(), phases[p].len());
-                        phases[p].push(Item::Marker(name.clone()));
+                        markers[p].insert(name.clone(), len[p]);
+                        len[p] += 1;
+                    }
+                }
+            }
+        }
+        let mut volatile = vec![false; names::VARIABLES.len()];
+        for name in [
+            "TX",
+            "MATCHED_VAR",
+            "MATCHED_VAR_NAME",
+            "MATCHED_VARS",
+            "MATCHED_VARS_NAMES",
+        ] {
+            volatile[slot(name)] = true;
+        }
+        let mut chains: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut phases: [Vec<Item>; 5] = Default::default();
+        let mut count = 0;
+        for entry in self.entries {
+            match entry {
+                Entry::Rule(phase, mut rule) => {
+                    count += 1;
+                    let p = phase as usize - 1;
+                    rule.skip_to = rule.actions.skip_after.as_ref().map(|m| {
+                        // Unknown or behind: to the end of the phase.
+                        markers[p]
+                            .get(m)
+                            .copied()
+                            .filter(|at| *at > phases[p].len())
+                            .unwrap_or(len[p])
+                    });
+                    let mut link = Some(&mut *rule);
+                    while let Some(r) = link {
+                        r.chain_id = intern(&mut chains, &r.transforms);
+                        for sv in &r.actions.setvars {
+                            if let Some(s) = sv.slot {
+                                volatile[s] = true;
+                            }
+                        }
+                        link = r.chained.as_deref_mut();
+                    }
+                    phases[p].push(Item::Rule(Arc::new(*rule)));
+                }
+                Entry::Marker(name) => {
+                    for phase in phases.iter_mut() {
+                        phase.push(Item::Marker(name.clone()));
                     }
                 }
             }
@@ -293,8 +340,26 @@ impl Builder {
             request_body_access: self.request_body_access,
             response_body_access: self.response_body_access,
             rules: count,
+            volatile,
         }
     }
+}
+
+/// The number of a transformation chain, by the functions' addresses (two names for one
+/// function only ever share a cache entry, which is right); 0, never cached, past 2^24 chains.
+fn intern(chains: &mut Vec<Vec<usize>>, transforms: &[Transform]) -> u32 {
+    if transforms.is_empty() {
+        return 0;
+    }
+    let key: Vec<usize> = transforms.iter().map(|t| *t as usize).collect();
+    let id = match chains.iter().position(|c| *c == key) {
+        Some(i) => i,
+        None => {
+            chains.push(key);
+            chains.len() - 1
+        }
+    };
+    u32::try_from(id).ok().filter(|i| *i < 1 << 24).unwrap_or(0)
 }
 
 fn phase_of(a: &Actions) -> u8 {

@@ -3,15 +3,17 @@
 
 use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::bodies;
-use super::collections::{slot, Collections};
+use super::collections::{slot, Collections, FastMap, Found};
 use super::macros::{Part, Template};
-use super::operators::{Captures, Expand};
-use super::rule::{Rule, Target};
+use super::operators::Captures;
+use super::rule::{KeySel, Rule, Target};
 use super::ruleset::{Item, RuleSet};
 use super::seclang::{self, EngineMode};
 use super::transforms;
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::cell::RefCell;
+
+type TransformCache = FastMap<u64, (u32, Option<Box<[u8]>>)>;
 
 /// What the request looks like to the WAF.
 #[derive(Debug, Clone, Default)]
@@ -66,11 +68,20 @@ pub struct Transaction<'r> {
     pub interruption: Option<Interruption>,
     tx_slot: usize,
     hot: Hot,
-    current_rule: Option<(u64, String)>,
+    /// The rule running now, for `%{RULE.*}`.
+    current_rule: Option<&'r Rule>,
+    /// Transformed values by (slot, entry, chain): the slot's version when computed and the
+    /// result (`None`: the chain changed nothing).
+    transformed: RefCell<TransformCache>,
 }
 
-impl Expand for Transaction<'_> {
-    fn expand(&self, t: &Template) -> String {
+impl Transaction<'_> {
+    /// A macro template against the collections; `%{RULE.id}`/`%{RULE.msg}` read the rule
+    /// running now (its msg unexpanded when it refers to itself).
+    fn expand<'t>(&self, t: &'t Template) -> Cow<'t, str> {
+        if let Some(lit) = t.literal() {
+            return Cow::Borrowed(lit);
+        }
         let mut out = String::new();
         for part in t.parts() {
             match part {
@@ -81,10 +92,16 @@ impl Expand for Transaction<'_> {
                     slot,
                 } => {
                     if collection == "RULE" {
-                        if let Some((id, msg)) = &self.current_rule {
+                        if let Some(rule) = self.current_rule {
                             match key.as_deref() {
-                                Some("id") => out.push_str(&id.to_string()),
-                                Some("msg") => out.push_str(msg),
+                                Some("id") => out.push_str(&rule.actions.id.to_string()),
+                                Some("msg") => {
+                                    if let Some(m) = &rule.actions.msg {
+                                        if !std::ptr::eq(m, t) {
+                                            out.push_str(&self.expand(m));
+                                        }
+                                    }
+                                }
                                 _ => {}
                             }
                         }
@@ -98,7 +115,7 @@ impl Expand for Transaction<'_> {
                 }
             }
         }
-        out
+        Cow::Owned(out)
     }
 }
 
@@ -118,6 +135,19 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// `n` in decimal, written into `buf` (a count needs no heap string).
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 fn atoi(s: &[u8]) -> i64 {
@@ -157,6 +187,10 @@ impl<'r> Transaction<'r> {
                 matched_vars_names: slot("MATCHED_VARS_NAMES"),
             },
             current_rule: None,
+            transformed: RefCell::new(TransformCache::with_capacity_and_hasher(
+                512,
+                Default::default(),
+            )),
         }
     }
 
@@ -464,21 +498,26 @@ impl<'r> Transaction<'r> {
                 i += 1;
                 continue;
             };
+            let rule: &'r Rule = rule;
             i += 1;
             if skip > 0 {
                 skip -= 1;
                 continue;
             }
-            if self.removed(rule) || !self.evaluate(rule, rule.actions.id) {
+            if self.removed(rule) {
                 continue;
             }
-            self.run_actions(rule, phase);
-            if let Some(marker) = &rule.actions.skip_after {
-                i = rules.markers[phase as usize - 1]
-                    .get(marker)
-                    .copied()
-                    .filter(|m| *m >= i)
-                    .unwrap_or(items.len());
+            self.current_rule = Some(rule);
+            let matched = self.evaluate(rule, rule.actions.id);
+            if matched {
+                self.log_match(rule, phase);
+            }
+            self.current_rule = None;
+            if !matched {
+                continue;
+            }
+            if let Some(to) = rule.skip_to {
+                i = to;
                 continue;
             }
             skip = rule.actions.skip;
@@ -502,106 +541,134 @@ impl<'r> Transaction<'r> {
     fn excluded(&self, rule: &Rule, rule_id: u64, slot: usize, key: &str) -> bool {
         rule.exclusions.iter().any(|x| x.covers(slot, key))
             || self.removed_targets.iter().any(|(ids, tag, x)| {
-                let applies = ids.iter().any(|(a, b)| (*a..=*b).contains(&rule_id))
-                    || tag
-                        .as_ref()
-                        .is_some_and(|tag| rule.actions.tags.contains(tag));
-                applies && x.covers(slot, key)
+                x.covers(slot, key)
+                    && (ids.iter().any(|(a, b)| (*a..=*b).contains(&rule_id))
+                        || tag
+                            .as_ref()
+                            .is_some_and(|tag| rule.actions.tags.contains(tag)))
             })
     }
 
-    /// Copies of one target's values for `rule_id`, less exclusions and `ctl` removals.
-    fn values(&self, t: &Target, rule: &Rule, rule_id: u64) -> Vec<(String, Vec<u8>)> {
-        let selected = self.vars.get(t.slot).iter().filter(|(k, _)| {
-            t.selector.as_ref().is_none_or(|s| s.matches(k))
-                && !self.excluded(rule, rule_id, t.slot, k)
-        });
-        if t.count {
-            let n = selected.count();
-            return vec![(format!("&{}", t.name), n.to_string().into_bytes())];
+    /// Whether target `t` of `rule` inspects the entry under `key`.
+    fn selects(&self, t: &Target, rule: &Rule, rule_id: u64, key: &str) -> bool {
+        t.selector.as_ref().is_none_or(|s| s.matches(key))
+            && !self.excluded(rule, rule_id, t.slot, key)
+    }
+
+    /// How a matched value is named in `MATCHED_VAR_NAME` (`ARGS:q`; a scalar by itself).
+    fn var_name(t: &Target, key: &str) -> String {
+        if key == t.name {
+            return key.to_string();
         }
-        selected
-            .map(|(k, v)| {
-                let name = if k == t.name {
-                    k.clone()
-                } else {
-                    format!("{}:{k}", t.name)
-                };
-                (name, v.clone())
-            })
-            .collect()
+        let mut name = String::with_capacity(t.name.len() + 1 + key.len());
+        name.push_str(t.name);
+        name.push(':');
+        name.push_str(key);
+        name
     }
 
     /// Whether the rule (and its whole chain) matches; sets MATCHED_VAR(S) and captures.
+    ///
+    /// Values are tested in place, and a link's bookkeeping, `setvar` and `ctl` run for each
+    /// match once all its values are tested: that is what ModSecurity's copy-then-test does,
+    /// as long as the operator's argument does not read what the link itself writes
+    /// ([`Rule::in_turn`] says when it may).
     fn evaluate(&mut self, rule: &Rule, chain_id: u64) -> bool {
-        // Values of TX and MATCHED_* can change while the rule runs (captures, setvar, the
-        // matched-variable bookkeeping itself): those rules test copies. Every other rule tests
-        // the values in place and copies only what matches.
-        let volatile = [
-            self.tx_slot,
-            self.hot.matched_var,
-            self.hot.matched_vars,
-            self.hot.matched_var_name,
-            self.hot.matched_vars_names,
-        ];
-        let copy = rule.targets.is_empty()
-            || rule
-                .targets
-                .iter()
-                .any(|t| t.count || volatile.contains(&t.slot));
-        let mut any = false;
-        if copy {
-            let mut values = Vec::new();
-            for t in &rule.targets {
-                values.extend(self.values(t, rule, chain_id));
+        if rule.in_turn {
+            return self.evaluate_in_turn(rule, chain_id);
+        }
+        let arg = rule.operator.template().map(|t| self.expand(t));
+        let arg = arg.as_deref().map(str::as_bytes);
+        let mut hits: Vec<(String, Vec<u8>, Captures)> = Vec::new();
+        if rule.targets.is_empty() {
+            // SecAction: an unconditional match with no variable.
+            let (hit, t, caps) = self.test(rule, None, b"", arg);
+            if hit {
+                hits.push((String::new(), t, caps));
             }
-            if rule.targets.is_empty() {
-                // SecAction: an unconditional match with no variable.
-                values.push((String::new(), Vec::new()));
-            }
-            self.clear_matched();
-            for (name, value) in values {
-                let (hit, transformed, caps) = self.test(rule, &value);
+        }
+        for t in &rule.targets {
+            let entries = self.vars.get(t.slot);
+            if t.count {
+                let n = entries
+                    .iter()
+                    .filter(|(k, _)| self.selects(t, rule, chain_id, k))
+                    .count();
+                let mut digits = [0u8; 20];
+                let (hit, v, caps) = self.test(rule, None, decimal(n, &mut digits), arg);
                 if hit {
-                    any = true;
-                    self.record(rule, name, transformed, caps);
+                    hits.push((format!("&{}", t.name), v, caps));
                 }
+                continue;
             }
-        } else {
-            let mut refs: Vec<(usize, usize, usize)> = Vec::new();
-            for (ti, t) in rule.targets.iter().enumerate() {
-                for (i, (k, _)) in self.vars.get(t.slot).iter().enumerate() {
-                    if t.selector.as_ref().is_none_or(|s| s.matches(k))
-                        && !self.excluded(rule, chain_id, t.slot, k)
-                    {
-                        refs.push((ti, t.slot, i));
-                    }
+            let cacheable = !self.rules.volatile[t.slot];
+            // One key of an indexed collection (`TX:score`): straight to its entry.
+            let only = match &t.selector {
+                Some(KeySel::Key(k)) => match self.vars.find(t.slot, k) {
+                    Found::At(None) => continue,
+                    Found::At(Some(i)) => Some(i),
+                    Found::Scan => None,
+                },
+                _ => None,
+            };
+            let range = only.map_or(0..entries.len(), |i| i..i + 1);
+            for (i, (k, v)) in entries[range.clone()].iter().enumerate() {
+                let i = range.start + i;
+                if !self.selects(t, rule, chain_id, k) {
+                    continue;
                 }
-            }
-            self.clear_matched();
-            for (ti, slot, i) in refs {
-                let (hit, transformed, caps) = {
-                    let value = &self.vars.get(slot)[i].1;
-                    self.test(rule, value)
-                };
+                let (hit, tv, caps) = self.test(rule, cacheable.then_some((t.slot, i)), v, arg);
                 if hit {
-                    any = true;
-                    let key = &self.vars.get(slot)[i].0;
-                    let t = &rule.targets[ti];
-                    let name = if key == t.name {
-                        key.clone()
-                    } else {
-                        format!("{}:{key}", t.name)
-                    };
-                    self.record(rule, name, transformed, caps);
+                    hits.push((Self::var_name(t, k), tv, caps));
                 }
             }
         }
-        if !any {
+        self.clear_matched();
+        if hits.is_empty() {
             return false;
         }
-        // A link's actions have run before the next link is tested: it may read what they set
-        // (920420 sets tx.content_type for its chain).
+        for (name, value, caps) in hits {
+            self.record(rule, name, value, caps);
+        }
+        self.next_link(rule, chain_id)
+    }
+
+    /// [`Self::evaluate`] for a link whose operator argument may read what its own matches
+    /// write: copies first, then test and act value by value.
+    fn evaluate_in_turn(&mut self, rule: &Rule, chain_id: u64) -> bool {
+        let mut values = Vec::new();
+        for t in &rule.targets {
+            let entries = self.vars.get(t.slot);
+            let selected = entries
+                .iter()
+                .filter(|(k, _)| self.selects(t, rule, chain_id, k));
+            if t.count {
+                let n = selected.count().to_string().into_bytes();
+                values.push((format!("&{}", t.name), n));
+            } else {
+                values.extend(selected.map(|(k, v)| (Self::var_name(t, k), v.clone())));
+            }
+        }
+        if rule.targets.is_empty() {
+            values.push((String::new(), Vec::new()));
+        }
+        self.clear_matched();
+        let mut any = false;
+        for (name, value) in values {
+            let arg = rule.operator.template().map(|t| self.expand(t));
+            let (hit, transformed, caps) =
+                self.test(rule, None, &value, arg.as_deref().map(str::as_bytes));
+            if hit {
+                any = true;
+                self.record(rule, name, transformed, caps);
+            }
+        }
+        any && self.next_link(rule, chain_id)
+    }
+
+    /// A link's actions have run before the next link is tested: it may read what they set
+    /// (920420 sets tx.content_type for its chain).
+    fn next_link(&mut self, rule: &Rule, chain_id: u64) -> bool {
         match &rule.chained {
             Some(next) => self.evaluate(next, chain_id),
             None => true,
@@ -613,37 +680,69 @@ impl<'r> Transaction<'r> {
         self.vars.clear_slot(self.hot.matched_vars_names);
     }
 
-    /// Runs the transformations and the operator on one value: (matched, transformed, captures).
-    fn test(&self, rule: &Rule, value: &[u8]) -> (bool, Vec<u8>, Captures) {
+    /// Runs the transformations and the operator on one value: (matched, transformed,
+    /// captures). `at` (slot, entry) names a value that stays put for the phase, whose
+    /// transformed form is cached for every rule with the same chain.
+    fn test(
+        &self,
+        rule: &Rule,
+        at: Option<(usize, usize)>,
+        value: &[u8],
+        arg: Option<&[u8]>,
+    ) -> (bool, Vec<u8>, Captures) {
         let mut caps = Captures::default();
         if rule.actions.multi_match {
-            let (hit, t) = self.multi_match(rule, value, &mut caps);
+            let (hit, t) = self.multi_match(rule, value, arg, &mut caps);
             return (hit, t, caps);
         }
-        let t: Cow<[u8]> = transforms::apply(&rule.transforms, value);
-        let want = rule.actions.capture.then_some(&mut caps);
-        let hit = rule.operator.matches(&t, self, want) != rule.negated;
-        (hit, if hit { t.into_owned() } else { Vec::new() }, caps)
+        let mut check = |t: &[u8]| {
+            let want = rule.actions.capture.then_some(&mut caps);
+            let hit = rule.operator.matches(t, arg, want) != rule.negated;
+            (hit, if hit { t.to_vec() } else { Vec::new() })
+        };
+        let (hit, t) = match at {
+            Some((slot, i)) if rule.chain_id != 0 => {
+                debug_assert!(slot < 1 << 8 && i < 1 << 32);
+                let key = (slot as u64) << 56 | (rule.chain_id as u64) << 32 | i as u64;
+                let version = self.vars.version(slot);
+                let mut cache = self.transformed.borrow_mut();
+                // A new entry carries a version that cannot match, so it is computed below.
+                let cached = cache.entry(key).or_insert((version.wrapping_sub(1), None));
+                if cached.0 != version {
+                    *cached = match transforms::apply(&rule.transforms, value) {
+                        Cow::Borrowed(_) => (version, None),
+                        Cow::Owned(o) => (version, Some(o.into_boxed_slice())),
+                    };
+                }
+                check(cached.1.as_deref().unwrap_or(value))
+            }
+            _ => check(&transforms::apply(&rule.transforms, value)),
+        };
+        (hit, t, caps)
     }
 
     /// Bookkeeping for one matching value, then the link's per-match actions.
     fn record(&mut self, rule: &Rule, name: String, transformed: Vec<u8>, caps: Captures) {
         if rule.actions.capture {
+            const GROUP: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
             for (i, g) in caps.groups.into_iter().enumerate() {
                 let s = self.tx_slot;
-                self.vars.put(s, &i.to_string(), g);
+                match GROUP.get(i) {
+                    Some(k) => self.vars.put(s, k, g),
+                    None => self.vars.put(s, &i.to_string(), g),
+                }
             }
         }
         let h = self.hot;
         let v = &mut self.vars;
-        v.set_slot(h.matched_var, "MATCHED_VAR", transformed.clone());
-        v.set_slot(
-            h.matched_var_name,
-            "MATCHED_VAR_NAME",
+        v.set_slot_bytes(h.matched_var, "MATCHED_VAR", &transformed);
+        v.set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
+        v.add_slot(
+            h.matched_vars_names,
+            name.clone(),
             name.clone().into_bytes(),
         );
-        v.add_slot(h.matched_vars, name.clone(), transformed);
-        v.add_slot(h.matched_vars_names, name.clone(), name.into_bytes());
+        v.add_slot(h.matched_vars, name, transformed);
         // As ModSecurity v2 does: setvar and ctl run for every value that matches, with that
         // value's captures (920450 records each restricted header so).
         self.link_actions(rule);
@@ -658,7 +757,7 @@ impl<'r> Transaction<'r> {
             match sv.op {
                 SetVarOp::Delete => self.vars.remove(slot, &key),
                 SetVarOp::Set => {
-                    let val = self.expand(&sv.value);
+                    let val = self.expand(&sv.value).into_owned();
                     self.vars.put(slot, &key, val.into_bytes());
                 }
                 SetVarOp::Add | SetVarOp::Sub => {
@@ -680,43 +779,51 @@ impl<'r> Transaction<'r> {
 
     /// `multiMatch`: the operator runs on the value before the transformations and after
     /// each one that changed it.
-    fn multi_match(&self, rule: &Rule, value: &[u8], caps: &mut Captures) -> (bool, Vec<u8>) {
-        let mut current = value.to_vec();
+    fn multi_match(
+        &self,
+        rule: &Rule,
+        value: &[u8],
+        arg: Option<&[u8]>,
+        caps: &mut Captures,
+    ) -> (bool, Vec<u8>) {
         let check = |v: &[u8], caps: &mut Captures| {
             let want = rule.actions.capture.then_some(caps);
-            rule.operator.matches(v, self, want) != rule.negated
+            rule.operator.matches(v, arg, want) != rule.negated
         };
-        if check(&current, caps) {
-            return (true, current);
+        if check(value, caps) {
+            return (true, value.to_vec());
         }
+        let mut current = Cow::Borrowed(value);
         for t in &rule.transforms {
-            let next = t(&current).into_owned();
-            if next != current {
-                current = next;
+            let changed = match t(&current) {
+                Cow::Owned(next) if next != *current => Some(next),
+                _ => None,
+            };
+            if let Some(next) = changed {
+                current = Cow::Owned(next);
                 if check(&current, caps) {
-                    return (true, current);
+                    return (true, current.into_owned());
                 }
             }
         }
-        (false, current)
+        (false, Vec::new())
     }
 
-    fn run_actions(&mut self, rule: &Arc<Rule>, phase: u8) {
+    fn log_match(&mut self, rule: &Rule, phase: u8) {
+        if rule.actions.log == Some(false) {
+            return;
+        }
         let msg = rule
             .actions
             .msg
             .as_ref()
-            .map(|m| self.expand(m))
+            .map(|m| self.expand(m).into_owned())
             .unwrap_or_default();
-        self.current_rule = Some((rule.actions.id, msg.clone()));
-        if rule.actions.log != Some(false) {
-            self.matched.push(Matched {
-                id: rule.actions.id,
-                phase,
-                msg,
-            });
-        }
-        self.current_rule = None;
+        self.matched.push(Matched {
+            id: rule.actions.id,
+            phase,
+            msg,
+        });
     }
 
     fn apply_ctl(&mut self, c: &Ctl) {

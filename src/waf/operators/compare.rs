@@ -1,6 +1,5 @@
 //! Numeric and string comparisons; the argument may hold `%{macros}`.
 
-use super::Expand;
 use crate::waf::macros::Template;
 
 #[derive(Debug, Clone, Copy)]
@@ -76,14 +75,16 @@ impl Compare {
         }))
     }
 
-    pub fn matches(&self, value: &[u8], env: &dyn Expand) -> bool {
-        let expanded;
+    /// The argument when it holds macros (the caller expands it once per rule evaluation).
+    pub fn template(&self) -> Option<&Template> {
+        self.arg.literal().is_none().then_some(&self.arg)
+    }
+
+    /// `expanded` is the argument with its macros expanded (ignored for a literal one).
+    pub fn matches(&self, value: &[u8], expanded: Option<&[u8]>) -> bool {
         let arg: &[u8] = match self.arg.literal() {
             Some(l) => l.as_bytes(),
-            None => {
-                expanded = env.expand(&self.arg);
-                expanded.as_bytes()
-            }
+            None => expanded.unwrap_or_default(),
         };
         match self.kind {
             Kind::Eq => atoi(value) == atoi(arg),
@@ -121,18 +122,11 @@ impl Compare {
 mod tests {
     use super::*;
 
-    struct NoTx;
-    impl Expand for NoTx {
-        fn expand(&self, _t: &Template) -> String {
-            "5".into()
-        }
-    }
-
     fn m(name: &str, arg: &str, value: &str) -> bool {
         Compare::new(name, arg)
             .unwrap()
             .unwrap()
-            .matches(value.as_bytes(), &NoTx)
+            .matches(value.as_bytes(), Some(b"5"))
     }
 
     #[test]

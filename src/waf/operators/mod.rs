@@ -1,5 +1,5 @@
 //! Operators (`@rx`, `@pm`, `@eq`, ...): compiled once per rule, run per value. An argument
-//! with a `%{macro}` is expanded per transaction before the comparison.
+//! with a `%{macro}` is expanded by the transaction once per rule evaluation, not per value.
 
 mod compare;
 mod inject;
@@ -11,11 +11,6 @@ use super::macros::Template;
 use std::path::Path;
 
 pub use rx::Captures;
-
-/// What a macro-bearing argument expands against (the transaction's collections).
-pub trait Expand {
-    fn expand(&self, t: &Template) -> String;
-}
 
 #[derive(Debug)]
 pub enum Operator {
@@ -67,11 +62,24 @@ pub fn compile(name: &str, arg: &str, dir: &Path) -> Result<Operator, String> {
 
 impl Operator {
     /// Whether `value` matches; `captures` receives `@rx` groups when asked for.
-    pub fn matches(&self, value: &[u8], env: &dyn Expand, captures: Option<&mut Captures>) -> bool {
+    /// The argument's macros, when it has any: expand them and pass the result to `matches`.
+    pub fn template(&self) -> Option<&Template> {
+        match self {
+            Operator::Compare(c) => c.template(),
+            _ => None,
+        }
+    }
+
+    pub fn matches(
+        &self,
+        value: &[u8],
+        expanded: Option<&[u8]>,
+        captures: Option<&mut Captures>,
+    ) -> bool {
         match self {
             Operator::Rx(r) => r.matches(value, captures),
             Operator::Pm(p) => p.matches(value, captures),
-            Operator::Compare(c) => c.matches(value, env),
+            Operator::Compare(c) => c.matches(value, expanded),
             Operator::DetectSqli => inject::sqli(value, captures),
             Operator::DetectXss => inject::xss(value),
             Operator::ValidateByteRange(allowed) => value.iter().any(|b| !allowed[*b as usize]),

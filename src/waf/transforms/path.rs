@@ -4,6 +4,9 @@
 use std::borrow::Cow;
 
 pub fn normalize_path(input: &[u8]) -> Cow<'_, [u8]> {
+    if is_clean(input) {
+        return Cow::Borrowed(input);
+    }
     let clean = clean(input);
     if clean == input {
         Cow::Borrowed(input)
@@ -21,6 +24,20 @@ pub fn normalize_path_win(input: &[u8]) -> Cow<'_, [u8]> {
         .map(|b| if *b == b'\\' { b'/' } else { *b })
         .collect();
     Cow::Owned(clean(&slashed))
+}
+
+/// No `.` or `..` segment and no empty one but at the ends: [`clean`] would change nothing
+/// (most paths, checked without building a copy).
+fn is_clean(input: &[u8]) -> bool {
+    let last = input.split(|b| *b == b'/').count() - 1;
+    input
+        .split(|b| *b == b'/')
+        .enumerate()
+        .all(|(i, seg)| match seg {
+            b"." | b".." => false,
+            b"" => i == 0 || i == last,
+            _ => true,
+        })
 }
 
 fn clean(input: &[u8]) -> Vec<u8> {
@@ -76,6 +93,11 @@ mod tests {
         assert_eq!(&*normalize_path(b"a/b/"), b"a/b/");
         assert_eq!(&*normalize_path(b"a/.."), b".");
         assert!(matches!(normalize_path(b"/a/b"), Cow::Borrowed(_)));
+        assert!(matches!(normalize_path(b"/a/b/"), Cow::Borrowed(_)));
+        assert_eq!(&*normalize_path(b"/a/b/."), b"/a/b/");
+        assert_eq!(&*normalize_path(b"./a"), b"a");
+        assert_eq!(&*normalize_path(b"."), b".");
+        assert_eq!(&*normalize_path(b"//a"), b"/a");
         assert_eq!(
             &*normalize_path_win(b"C:\\a\\..\\windows\\win.ini"),
             b"C:/windows/win.ini"

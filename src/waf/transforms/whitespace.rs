@@ -76,6 +76,15 @@ pub fn trim(input: &[u8]) -> Cow<'_, [u8]> {
 /// Deletes `\ " ' ^`, turns `, ;` and whitespace runs into one space, drops a space before
 /// `/` or `(`, and lower-cases: `c^at /e\tc/pa""sswd` reads as `cat/etc/passwd`.
 pub fn cmd_line(input: &[u8]) -> Cow<'_, [u8]> {
+    // Nothing to delete, lower-case or squeeze: the common case, without a copy.
+    let unchanged = input.iter().enumerate().all(|(i, b)| match b {
+        b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n' => false,
+        b' ' => !matches!(input.get(i + 1), Some(b' ' | b'/' | b'(')),
+        _ => !b.is_ascii_uppercase(),
+    });
+    if unchanged {
+        return Cow::Borrowed(input);
+    }
     let mut out: Vec<u8> = Vec::with_capacity(input.len());
     let mut space = false;
     for &b in input {
@@ -126,5 +135,8 @@ mod tests {
     fn command_lines() {
         assert_eq!(&*cmd_line(b"c^at /e\\tc/pa\"\"sswd"), b"cat/etc/passwd");
         assert_eq!(&*cmd_line(b"Ping ,; -c 1  (x)"), b"ping -c 1(x)");
+        assert!(matches!(cmd_line(b"ls -la x/y"), Cow::Borrowed(_)));
+        assert_eq!(&*cmd_line(b"ls /tmp"), b"ls/tmp");
+        assert_eq!(&*cmd_line(b"a  b"), b"a b");
     }
 }
