@@ -130,7 +130,10 @@ fn a_pool_member_killed_mid_test_fails_no_request() {
         assert_eq!(r.status, 200, "request {i}: {r:?}");
         answered_by.push(r.upstream().to_string());
     }
-    assert!(answered_by[..20].iter().any(|u| u == "inventory-1"));
+    assert!(
+        answered_by[..20].iter().any(|u| u == "inventory-1"),
+        "{answered_by:?}"
+    );
     assert!(
         answered_by[20..].iter().all(|u| u == "inventory-2"),
         "{answered_by:?}"

@@ -15,6 +15,24 @@ pub struct Upstream {
     hits: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
+    /// The listener task and the connection tasks still running.
+    live: Arc<AtomicUsize>,
+}
+
+/// Counts a task as live until it ends.
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn new(count: &Arc<AtomicUsize>) -> Live {
+        count.fetch_add(1, Ordering::SeqCst);
+        Live(count.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Upstream {
@@ -28,8 +46,15 @@ impl Upstream {
         self.connections.load(Ordering::SeqCst)
     }
 
+    /// Stops it and returns once its listener and every connection are closed (at most a
+    /// couple of seconds): a test that stops an upstream and then sends a request must not
+    /// find it still answering on a kept-alive connection. Call it from outside the runtime.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.live.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }
 
@@ -50,7 +75,11 @@ pub async fn spawn_on(name: &str, addr: SocketAddr) -> std::io::Result<Upstream>
     let connections = Arc::new(AtomicUsize::new(0));
     let accepted = connections.clone();
     let mut accept_stop = stopped.clone();
+    let live = Arc::new(AtomicUsize::new(0));
+    let listening = Live::new(&live);
+    let tasks = live.clone();
     tokio::spawn(async move {
+        let _listening = listening;
         loop {
             let stream = tokio::select! {
                 r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
@@ -60,7 +89,9 @@ pub async fn spawn_on(name: &str, addr: SocketAddr) -> std::io::Result<Upstream>
             let accepted = accepted.clone();
             let hits = counter.clone();
             let mut conn_stop = stopped.clone();
+            let serving = Live::new(&tasks);
             tokio::spawn(async move {
+                let _serving = serving;
                 tokio::select! {
                     _ = serve(stream, &name, &hits, &accepted) => {}
                     _ = conn_stop.changed() => {}
@@ -73,6 +104,7 @@ pub async fn spawn_on(name: &str, addr: SocketAddr) -> std::io::Result<Upstream>
         hits,
         connections,
         stop,
+        live,
     })
 }
 
