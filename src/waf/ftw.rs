@@ -69,6 +69,10 @@ fn parse_raw(raw: &[u8]) -> (Request, Vec<u8>) {
         method: parts.next().unwrap_or("").to_string(),
         uri: parts.next().unwrap_or("").to_string(),
         protocol: parts.next().unwrap_or("").trim().to_string(),
+        remote_addr: "127.0.0.1".into(),
+        server_addr: "127.0.0.1".into(),
+        server_port: 80,
+        remote_port: 54321,
         ..Request::default()
     };
     for l in lines {
@@ -80,12 +84,62 @@ fn parse_raw(raw: &[u8]) -> (Request, Vec<u8>) {
     (req, raw[split.1..].to_vec())
 }
 
+/// What a server in front hands the WAF: a chunked body without its framing, and no
+/// Content-Length beside Transfer-Encoding (RFC 9112 6.3: the server drops it).
+fn as_served(req: &mut Request, body: Vec<u8>) -> Vec<u8> {
+    let chunked = req.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding")
+            && String::from_utf8_lossy(v)
+                .to_ascii_lowercase()
+                .contains("chunked")
+    });
+    if !chunked {
+        // HTTP/1.x: no Content-Length and no chunking means no body (RFC 9112 6.3).
+        let framed = req
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+        return if framed || req.protocol.starts_with("HTTP/2") {
+            body
+        } else {
+            Vec::new()
+        };
+    }
+    req.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+    dechunk(&body)
+}
+
+/// A chunked body's data; what follows a malformed size line is dropped.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let line = String::from_utf8_lossy(&raw[..eol]);
+        let size = line.split(';').next().unwrap_or("").trim();
+        let Ok(n) = usize::from_str_radix(size, 16) else {
+            break;
+        };
+        raw = &raw[eol + 2..];
+        if n == 0 || raw.len() < n {
+            out.extend_from_slice(&raw[..n.min(raw.len())]);
+            break;
+        }
+        out.extend_from_slice(&raw[..n]);
+        raw = raw.get(n + 2..).unwrap_or_default();
+    }
+    out
+}
+
 fn request_of(input: &Node) -> (Request, Vec<u8>) {
     if let Some(enc) = text(input.get("encoded_request")) {
+        // YAML folds long values: the base64 text may carry spaces and newlines.
+        let compact: String = enc.split_whitespace().collect();
         let raw = base64::engine::general_purpose::STANDARD
-            .decode(enc.trim())
+            .decode(compact)
             .unwrap_or_default();
-        return parse_raw(&raw);
+        let (mut req, body) = parse_raw(&raw);
+        let body = as_served(&mut req, body);
+        return (req, body);
     }
     let mut req = Request {
         method: text(input.get("method")).unwrap_or_else(|| "GET".into()),
@@ -122,12 +176,21 @@ fn request_of(input: &Node) -> (Request, Vec<u8>) {
             b"application/x-www-form-urlencoded".to_vec(),
         ));
     }
+    let body = as_served(&mut req, body);
     (req, body)
 }
 
 /// Runs one stage; returns the ids that matched.
 fn run_stage(rules: &RuleSet, input: &Node) -> Vec<u64> {
     let (req, body) = request_of(input);
+    // A server answers 400 to a header value with a bare CR or LF: the WAF never sees it.
+    if req
+        .headers
+        .iter()
+        .any(|(_, v)| v.iter().any(|b| *b == b'\r' || *b == b'\n'))
+    {
+        return Vec::new();
+    }
     let mut tx = Transaction::new(rules);
     tx.process_request_headers(&req);
     tx.process_request_body(&body);
@@ -276,4 +339,20 @@ pub fn load_overrides(path: &Path) -> Result<Vec<(u64, Vec<u64>, String)>, Strin
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_requests_lose_their_chunk_framing() {
+        let (mut req, body) =
+            parse_raw(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nHi \r\n3\r\nCRS\r\n0\r\n\r\n");
+        assert_eq!(req.method, "GET");
+        let body = as_served(&mut req, body);
+        assert_eq!(req.headers.len(), 2);
+        assert_eq!(body, b"Hi CRS");
+        assert_eq!(dechunk(b"zz\r\nab"), b"");
+    }
 }

@@ -297,8 +297,10 @@ impl<'r> Transaction<'r> {
         };
         // An absolute-form target keeps only its path here.
         let path = match path.find("://") {
-            Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
-            None => path,
+            Some(i) if !path.starts_with('/') => {
+                path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..])
+            }
+            _ => path,
         };
         // The path percent-decoded (not `+`), as ModSecurity and the CRS tests expect.
         let path = percent_decode(path.as_bytes());
@@ -354,6 +356,10 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
+        // As ModSecurity: the default body processor is known from the headers, in phase 1.
+        if let Some(p) = self.body_processor_for_type() {
+            self.vars.set_scalar("REQBODY_PROCESSOR", p);
+        }
         if let Some(q) = query {
             for (name, value) in bodies::urlencoded::parse(q.as_bytes()) {
                 self.add_arg("GET", name, value);
@@ -391,16 +397,10 @@ impl<'r> Transaction<'r> {
         self.vars
             .set_scalar("REQUEST_BODY_LENGTH", body.len().to_string());
         let raw_ctype = self.header("content-type").unwrap_or_default();
-        let ctype = raw_ctype.to_ascii_lowercase();
-        let processor = self.body_processor.clone().or_else(|| {
-            if ctype.starts_with("application/x-www-form-urlencoded") {
-                Some("URLENCODED".into())
-            } else if ctype.starts_with("multipart/form-data") {
-                Some("MULTIPART".into())
-            } else {
-                None
-            }
-        });
+        let processor = self
+            .body_processor
+            .clone()
+            .or_else(|| self.body_processor_for_type().map(String::from));
         if let Some(p) = &processor {
             self.vars.set_scalar("REQBODY_PROCESSOR", p.as_str());
         }
@@ -464,6 +464,18 @@ impl<'r> Transaction<'r> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The body processor the request's Content-Type implies (ModSecurity's default).
+    fn body_processor_for_type(&self) -> Option<&'static str> {
+        let ctype = self.header("content-type")?.to_ascii_lowercase();
+        if ctype.starts_with("application/x-www-form-urlencoded") {
+            Some("URLENCODED")
+        } else if ctype.starts_with("multipart/form-data") {
+            Some("MULTIPART")
+        } else {
+            None
         }
     }
 

@@ -1,5 +1,6 @@
 //! JSON bodies: every scalar becomes an argument named by its path (`json.a.b`, `json.list.0`),
-//! as ModSecurity v3 and Coraza name them. Nesting is capped.
+//! and a non-empty array one holding its length (`json.list`), as Coraza names them. Nesting
+//! is capped.
 
 use serde_json::Value;
 
@@ -31,6 +32,11 @@ fn walk(
             for (i, v) in a.iter().enumerate() {
                 walk(v, format!("{path}.{i}"), depth + 1, out)?;
             }
+            // As Coraza: a non-empty array is also an argument of its own, holding its
+            // length, so rules on ARGS_NAMES see the array's name (934210).
+            if !a.is_empty() {
+                out.push((path, a.len().to_string().into_bytes()));
+            }
         }
         Value::String(s) => out.push((path, s.clone().into_bytes())),
         Value::Null => out.push((path, Vec::new())),
@@ -49,6 +55,7 @@ mod tests {
         assert!(a.contains(&("json.user.name".into(), b"ada".to_vec())));
         assert!(a.contains(&("json.user.tags.1".into(), b"1".to_vec())));
         assert!(a.contains(&("json.ok".into(), b"true".to_vec())));
+        assert!(a.contains(&("json.user.tags".into(), b"2".to_vec())));
         assert!(parse(b"{bad").is_err());
         let deep = "[".repeat(100) + &"]".repeat(100);
         assert!(parse(deep.as_bytes()).is_err());

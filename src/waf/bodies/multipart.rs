@@ -39,11 +39,15 @@ fn params(value: &str) -> Vec<(String, String)> {
                 chars.next();
                 while let Some(c) = chars.next() {
                     match c {
-                        '\\' => {
-                            if let Some(n) = chars.next() {
+                        // As ModSecurity: only `\"` and `\\` are escapes; any other
+                        // backslash stays (browsers send Windows paths unescaped).
+                        '\\' => match chars.peek() {
+                            Some(&n) if n == '"' || n == '\\' => {
                                 val.push(n);
+                                chars.next();
                             }
-                        }
+                            _ => val.push('\\'),
+                        },
                         '"' => break,
                         c => val.push(c),
                     }
@@ -169,5 +173,12 @@ mod tests {
             Some("XX")
         );
         assert!(parse(b"garbage", "XX").strict_error);
+    }
+
+    #[test]
+    fn quoted_values_unescape_only_quote_and_backslash() {
+        let d = r#"form-data; name="cv.p\d\f"; filename="a\"b\\c""#;
+        assert_eq!(param(d, "name").as_deref(), Some(r"cv.p\d\f"));
+        assert_eq!(param(d, "filename").as_deref(), Some(r#"a"b\c"#));
     }
 }
