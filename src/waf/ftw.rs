@@ -159,22 +159,46 @@ fn request_of(input: &Node) -> (Request, Vec<u8>) {
             ));
         }
     }
-    let body = text(input.get("data")).unwrap_or_default().into_bytes();
+    let mut body = text(input.get("data")).unwrap_or_default().into_bytes();
     let autocomplete = input.get("autocomplete_headers").and_then(|n| n.as_str()) != Some("false");
     let has = |req: &Request, name: &str| {
         req.headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case(name))
     };
-    if autocomplete && !body.is_empty() && !has(&req, "content-length") {
-        req.headers
-            .push(("Content-Length".into(), body.len().to_string().into_bytes()));
-    }
+    // What go-ftw's request builder adds when it completes headers: a form Content-Type for
+    // a body without one, `Connection: close`, and a Content-Length for a body or a method
+    // that may carry one.
     if autocomplete && !body.is_empty() && !has(&req, "content-type") {
         req.headers.push((
             "Content-Type".into(),
             b"application/x-www-form-urlencoded".to_vec(),
         ));
+    }
+    let multipart = req.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("content-type") && v.starts_with(b"multipart/form-data;")
+    });
+    if multipart {
+        // go-ftw turns every LF of a multipart body into CRLF (as it is, an existing CRLF too).
+        body = body
+            .iter()
+            .fold(Vec::with_capacity(body.len()), |mut out, b| {
+                if *b == b'\n' {
+                    out.push(b'\r');
+                }
+                out.push(*b);
+                out
+            });
+    }
+    if autocomplete {
+        if !has(&req, "connection") {
+            req.headers.push(("Connection".into(), b"close".to_vec()));
+        }
+        let bodied = matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE");
+        if (!body.is_empty() || bodied) && !has(&req, "content-length") {
+            req.headers
+                .push(("Content-Length".into(), body.len().to_string().into_bytes()));
+        }
     }
     let body = as_served(&mut req, body);
     (req, body)
