@@ -168,3 +168,62 @@ fn ordinary_api_traffic_passes_with_its_body() {
         );
     }
 }
+
+/// A gateway whose only rule inspects responses, bodies included (`process_body`).
+fn response_waf_gateway(ups: &Upstreams) -> Gateway {
+    let port = free_port();
+    let mut text = config(port, "", &[("catalog-eks", ups.addr(0))]);
+    text = text.replace(
+        "                url: https://${getReqHeader('X-Acme-Api')[0]}.internal\n",
+        "                url: https://${getReqHeader('X-Acme-Api')[0]}.internal\n      on_http_response:\n        - actions:\n            - type: owasp-crs-response\n              config:\n                process_body: true\n",
+    );
+    Gateway::start(&[("gw.yaml", &text)])
+}
+
+#[test]
+fn a_response_body_that_leaks_an_sql_error_never_reaches_the_client() {
+    if !debian_crs() {
+        return;
+    }
+    let ups = Upstreams::start(&["catalog-1"]);
+    let gw = response_waf_gateway(&ups);
+    // The test upstream echoes request headers in its JSON body: this one makes the body
+    // carry a MySQL error message (CRS 951230 data leakage, critical).
+    let leak = "You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near ''' at line 1";
+    let clean = request(
+        gw.port,
+        "GET",
+        "/v1/products",
+        &[("X-Acme-Api", "catalog-eks")],
+        "",
+    );
+    assert_eq!(
+        (clean.status, clean.upstream()),
+        (200, "catalog-1"),
+        "{clean:?}"
+    );
+    assert!(
+        clean.body.contains("\"upstream\":\"catalog-1\""),
+        "{clean:?}"
+    );
+
+    let mut c = Client::connect(gw.port).expect("connect");
+    let leaked = c.send(
+        "GET",
+        "/v1/products",
+        &[("X-Acme-Api", "catalog-eks"), ("X-Note", leak)],
+        "",
+    );
+    match leaked {
+        // The status line may be out already; the body must not be.
+        Ok(r) => assert!(
+            !r.body.contains("SQL syntax"),
+            "the leak reached the client: {r:?}"
+        ),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}"),
+    }
+    assert_eq!(ups.list[0].hits(), 2, "the upstream answered both");
+    let log = gw.log_text();
+    assert!(log.contains("WAF blocked response body"), "{log}");
+    assert!(log.contains("951230"), "{log}");
+}

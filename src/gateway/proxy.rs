@@ -4,7 +4,7 @@
 use super::pool::{NoMember, Pool};
 use super::reply::{self, error_reply};
 use super::routes::Compiled;
-use crate::policy::actions::ActionCx;
+use crate::policy::actions::{ActionCx, BodyCheck};
 use crate::policy::exchange::{ActionVars, ConnInfo, Reply, RequestHead, ResponseHead};
 use crate::policy::expr::{request_host, Phase};
 use crate::policy::Outcome;
@@ -58,6 +58,10 @@ pub struct Ctx {
     replacement: Option<Bytes>,
     /// The request body, read before the policy when a policy inspects bodies.
     body: Option<Vec<u8>>,
+    /// Judgements the response body must pass before the client gets it; meanwhile it is
+    /// held in `held`.
+    body_checks: Vec<Box<dyn BodyCheck>>,
+    held: Vec<u8>,
     _inflight: InflightGuard,
 }
 
@@ -148,6 +152,7 @@ impl Proxy {
         req: &mut dyn RequestHead,
         res: &mut dyn ResponseHead,
         vars: &mut ActionVars,
+        body_checks: &mut Vec<Box<dyn BodyCheck>>,
     ) -> Option<(usize, Outcome)> {
         for &id in chain.iter().rev() {
             let route = &cfg.routes[id];
@@ -163,6 +168,7 @@ impl Proxy {
                 vars: &mut *vars,
                 internal: cfg,
                 body: None,
+                body_checks: &mut *body_checks,
             };
             match route.policy.run(Phase::Response, &mut cx).await {
                 Outcome::Continue | Outcome::Forward(_) => {}
@@ -177,8 +183,12 @@ impl Proxy {
             let cfg = ctx.cfg.clone().expect("config loaded");
             let conn = ctx.conn.clone().expect("conn info");
             let req = session.req_header_mut();
+            // The gateway's own reply: no upstream content for a body check to judge.
+            let mut checks = Vec::new();
+            let vars = &mut ctx.vars;
             if let Some((id, done)) =
-                Self::response_phases(&cfg, &ctx.chain, &conn, req, &mut reply, &mut ctx.vars).await
+                Self::response_phases(&cfg, &ctx.chain, &conn, req, &mut reply, vars, &mut checks)
+                    .await
             {
                 reply = outcome_reply(&cfg, id, done, reply::wants_json(session));
             }
@@ -220,6 +230,8 @@ impl ProxyHttp for Proxy {
             pending: None,
             replacement: None,
             body: None,
+            body_checks: Vec::new(),
+            held: Vec::new(),
             _inflight: InflightGuard(self.inflight.clone()),
         }
     }
@@ -271,6 +283,8 @@ impl ProxyHttp for Proxy {
                     vars: &mut ctx.vars,
                     internal: &*cfg,
                     body: ctx.body.as_deref(),
+                    // Request-phase actions leave no response body checks.
+                    body_checks: &mut Vec::new(),
                 };
                 route.policy.run(Phase::Request, &mut cx).await
             };
@@ -431,6 +445,7 @@ impl ProxyHttp for Proxy {
             session.req_header_mut(),
             upstream_response,
             &mut ctx.vars,
+            &mut ctx.body_checks,
         );
         if let Some((id, outcome)) = done.await {
             let reply = outcome_reply(&cfg, id, outcome, json);
@@ -453,6 +468,32 @@ impl ProxyHttp for Proxy {
             } else {
                 None
             };
+            return Ok(None);
+        }
+        if ctx.body_checks.is_empty() {
+            return Ok(None);
+        }
+        // Hold the body back until the checks have what they need (all of it, or their
+        // limit), then judge once and release what was held.
+        if let Some(chunk) = body.take() {
+            ctx.held.extend_from_slice(&chunk);
+        }
+        let need = ctx.body_checks.iter().map(|c| c.limit()).max().unwrap_or(0);
+        if !end_of_stream && ctx.held.len() < need {
+            return Ok(None);
+        }
+        let checks = std::mem::take(&mut ctx.body_checks);
+        for check in &checks {
+            let part = &ctx.held[..ctx.held.len().min(check.limit())];
+            if let Err(reason) = check.judge(part) {
+                ctx.held = Vec::new();
+                // The status line and headers are out already: all that is left is to cut
+                // the response off so the body never reaches the client.
+                return Error::e_explain(ErrorType::HTTPStatus(403), reason);
+            }
+        }
+        if !ctx.held.is_empty() {
+            *body = Some(Bytes::from(std::mem::take(&mut ctx.held)));
         }
         Ok(None)
     }

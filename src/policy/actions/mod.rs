@@ -35,6 +35,19 @@ pub struct ActionCx<'a> {
     pub internal: &'a dyn InternalEndpoints,
     /// The request body read before the policy ran (when the policy inspects bodies).
     pub body: Option<&'a [u8]>,
+    /// Checks an action leaves for the response body, which the gateway then holds back.
+    pub body_checks: &'a mut Vec<Box<dyn BodyCheck>>,
+}
+
+/// A judgement on the response body that an action (`owasp-crs-response` with
+/// `process_body`) leaves for the gateway: the gateway holds the body back, up to
+/// [`BodyCheck::limit`] bytes, and releases it only if [`BodyCheck::judge`] lets it pass.
+/// The status and headers are gone by then, so a refused body cuts the response off.
+pub trait BodyCheck: Send + Sync {
+    /// How many bytes from the start of the body the judgement needs.
+    fn limit(&self) -> usize;
+    /// `Err` with the reason (for the log) when the body must not reach the client.
+    fn judge(&self, body: &[u8]) -> Result<(), String>;
 }
 
 impl ActionCx<'_> {

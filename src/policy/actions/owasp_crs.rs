@@ -1,7 +1,8 @@
 //! `owasp-crs-request` / `owasp-crs-response`: the OWASP Core Rule Set through the WAF engine.
-//! A block answers 403; the matched rule ids go to the log, never to the client.
+//! A block answers 403; the matched rule ids go to the log, never to the client. With
+//! `process_body`, the response action also leaves a [`BodyCheck`] for the gateway.
 
-use super::{Action, ActionConfig, ActionCx, ActionError, Flow, OnError};
+use super::{Action, ActionConfig, ActionCx, ActionError, BodyCheck, Flow, OnError};
 use crate::config::{read, ConfigError};
 use crate::policy::expr::Phase;
 use crate::waf::ruleset::RuleSet;
@@ -13,10 +14,16 @@ use std::sync::Arc;
 
 #[derive(Debug)]
 struct OwaspCrs {
+    crs: Arc<Crs>,
+    process_body: bool,
+}
+
+/// How one action runs the CRS; shared with the response body check it leaves behind.
+#[derive(Debug)]
+struct Crs {
     rules: Arc<RuleSet>,
     response: bool,
     on_error: OnError,
-    process_body: bool,
     exclude: Vec<(u64, u64)>,
     paranoia: u8,
     threshold: i64,
@@ -63,15 +70,11 @@ fn build(cfg: &ActionConfig<'_>, response: bool) -> Result<Box<dyn Action>, Conf
         }
     }
     let process_body = cfg.boolean("process_body", false)?;
-    if response && process_body {
-        return Err(cfg.loc.error("owasp-crs-response: process_body is not supported yet (response headers are inspected)"));
-    }
     let rules = cfg.env.waf.rules().map_err(|e| cfg.loc.error(e))?;
-    Ok(Box::new(OwaspCrs {
+    let crs = Crs {
         rules,
         response,
         on_error: cfg.on_error()?,
-        process_body,
         exclude,
         paranoia: cfg.integer("paranoia_level", 1..=4)?.unwrap_or(1) as u8,
         threshold: cfg
@@ -80,6 +83,10 @@ fn build(cfg: &ActionConfig<'_>, response: bool) -> Result<Box<dyn Action>, Conf
         body_limit: cfg
             .integer("body_limit", 0..=(64 << 20))?
             .unwrap_or(128 << 10) as usize,
+    };
+    Ok(Box::new(OwaspCrs {
+        crs: Arc::new(crs),
+        process_body,
     }))
 }
 
@@ -97,8 +104,29 @@ fn version(v: http::Version) -> &'static str {
     }
 }
 
-impl OwaspCrs {
-    fn transaction(&self, cx: &ActionCx<'_>) -> Transaction<'_> {
+/// The request as the WAF sees it.
+fn waf_request(cx: &ActionCx<'_>) -> Request {
+    let uri = cx.req.uri();
+    Request {
+        method: cx.req.method().as_str().to_string(),
+        uri: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| uri.to_string()),
+        protocol: version(cx.req.version()).to_string(),
+        headers: headers(cx.req.headers()),
+        remote_addr: cx.conn.client_ip.to_string(),
+        remote_port: cx.conn.client_port,
+        server_addr: cx.conn.server_ip.to_string(),
+        server_port: cx.conn.server_port,
+    }
+}
+
+impl Crs {
+    /// A transaction set up for this action's paranoia level, threshold and exclusions,
+    /// through phase 1. For the response action phase 1 only sets the CRS up: judging the
+    /// request again is the request action's business, so a phase-1 block is ignored.
+    fn transaction(&self, request: &Request) -> Transaction<'_> {
         let mut tx = Transaction::new(&self.rules);
         let pl = self.paranoia.to_string();
         for key in [
@@ -119,32 +147,84 @@ impl OwaspCrs {
             &t,
         );
         tx.remove_rules(&self.exclude);
-        let uri = cx.req.uri();
-        let request = Request {
-            method: cx.req.method().as_str().to_string(),
-            uri: uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| uri.to_string()),
-            protocol: version(cx.req.version()).to_string(),
-            headers: headers(cx.req.headers()),
-            remote_addr: cx.conn.client_ip.to_string(),
-            remote_port: cx.conn.client_port,
-            server_addr: cx.conn.server_ip.to_string(),
-            server_port: cx.conn.server_port,
-        };
-        tx.process_request_headers(&request);
+        tx.process_request_headers(request);
+        if self.response {
+            tx.interruption = None;
+        }
         tx
+    }
+
+    /// (blocked, anomaly score, matched rule ids).
+    fn verdict(&self, tx: &Transaction<'_>) -> (bool, i64, Vec<u64>) {
+        let score_keys = if self.response {
+            ["blocking_outbound_anomaly_score", "outbound_anomaly_score"]
+        } else {
+            ["blocking_inbound_anomaly_score", "anomaly_score"]
+        };
+        let score = score_keys
+            .iter()
+            .map(|k| tx.tx_number(k))
+            .max()
+            .unwrap_or(0);
+        let blocked = tx.interruption.is_some() || score >= self.threshold;
+        (blocked, score, tx.matched_ids())
+    }
+
+    fn log_block(&self, what: &str, request: &Request, score: i64, ids: &[u64]) {
+        log::warn!(
+            "WAF {} {what}: {} {} from {} (anomaly score {score}, threshold {}): rules {ids:?}",
+            if self.on_error == OnError::Halt {
+                "blocked"
+            } else {
+                "would block (on_error: continue)"
+            },
+            request.method,
+            request.uri.split('?').next().unwrap_or(""),
+            request.remote_addr,
+            self.threshold
+        );
+    }
+}
+
+/// The response body's judgement, left by `owasp-crs-response` with `process_body`.
+struct ResponseBody {
+    crs: Arc<Crs>,
+    request: Request,
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl BodyCheck for ResponseBody {
+    fn limit(&self) -> usize {
+        self.crs.body_limit
+    }
+
+    fn judge(&self, body: &[u8]) -> Result<(), String> {
+        let mut tx = self.crs.transaction(&self.request);
+        tx.process_response_headers(self.status, "HTTP/1.1", &self.headers);
+        tx.process_response_body(&body[..body.len().min(self.crs.body_limit)]);
+        let (blocked, score, ids) = self.crs.verdict(&tx);
+        if !blocked {
+            return Ok(());
+        }
+        self.crs
+            .log_block("response body", &self.request, score, &ids);
+        if self.crs.on_error == OnError::Halt {
+            Err(format!(
+                "the WAF blocked the response body (anomaly score {score}): rules {ids:?}"
+            ))
+        } else {
+            Ok(())
+        }
     }
 }
 
 impl Action for OwaspCrs {
     fn run(&self, cx: &mut ActionCx<'_>) -> Result<Flow, ActionError> {
-        let mut tx = self.transaction(cx);
-        if self.response {
-            // Phase 1 sets up the CRS (thresholds, paranoia); judging the request again is the
-            // request action's business, so phase 2 is skipped and a phase-1 block ignored.
-            tx.interruption = None;
+        let crs = &*self.crs;
+        let request = waf_request(cx);
+        let mut tx = crs.transaction(&request);
+        if crs.response {
             if let Some(res) = cx.res.as_deref() {
                 tx.process_response_headers(
                     res.status().as_u16(),
@@ -154,29 +234,17 @@ impl Action for OwaspCrs {
             }
         } else {
             let body = match (self.process_body, cx.body) {
-                (true, Some(b)) => &b[..b.len().min(self.body_limit)],
+                (true, Some(b)) => &b[..b.len().min(crs.body_limit)],
                 _ => &[][..],
             };
             tx.process_request_body(body);
         }
-        let (name, score_keys) = if self.response {
-            (
-                "actions.ngrok.owasp_crs_response",
-                ["blocking_outbound_anomaly_score", "outbound_anomaly_score"],
-            )
+        let name = if crs.response {
+            "actions.ngrok.owasp_crs_response"
         } else {
-            (
-                "actions.ngrok.owasp_crs_request",
-                ["blocking_inbound_anomaly_score", "anomaly_score"],
-            )
+            "actions.ngrok.owasp_crs_request"
         };
-        let score = score_keys
-            .iter()
-            .map(|k| tx.tx_number(k))
-            .max()
-            .unwrap_or(0);
-        let blocked = tx.interruption.is_some() || score >= self.threshold;
-        let ids: Vec<u64> = tx.matched_ids();
+        let (blocked, score, ids) = crs.verdict(&tx);
         let mut vars = HashMap::new();
         vars.insert(
             "decision".to_string(),
@@ -185,7 +253,7 @@ impl Action for OwaspCrs {
         vars.insert("anomaly_score".to_string(), Value::Int(score));
         vars.insert(
             "anomaly_score_threshold".to_string(),
-            Value::Int(self.threshold),
+            Value::Int(crs.threshold),
         );
         vars.insert(
             "matched_rule_ids".to_string(),
@@ -195,28 +263,32 @@ impl Action for OwaspCrs {
         );
         cx.vars.set(name, vars.into());
         if !blocked {
+            if crs.response && self.process_body {
+                if let Some(res) = cx.res.as_deref() {
+                    cx.body_checks.push(Box::new(ResponseBody {
+                        crs: self.crs.clone(),
+                        request,
+                        status: res.status().as_u16(),
+                        headers: headers(res.headers()),
+                    }));
+                }
+            }
             return Ok(Flow::Next);
         }
-        log::warn!(
-            "WAF {}: {} {} from {} (anomaly score {score}, threshold {}): rules {ids:?}",
-            if self.on_error == OnError::Halt {
-                "blocked"
-            } else {
-                "would block (on_error: continue)"
-            },
-            cx.req.method(),
-            cx.req.uri().path(),
-            cx.conn.client_ip,
-            self.threshold
+        crs.log_block(
+            if crs.response { "response" } else { "request" },
+            &request,
+            score,
+            &ids,
         );
         Err(ActionError {
             status: StatusCode::FORBIDDEN,
-            code: if self.response {
+            code: if crs.response {
                 "SWY_WAF_RESPONSE_BLOCKED"
             } else {
                 "SWY_WAF_BLOCKED"
             },
-            message: if self.response {
+            message: if crs.response {
                 "the response was blocked by the WAF".into()
             } else {
                 "the request was blocked by the WAF".into()
@@ -225,10 +297,10 @@ impl Action for OwaspCrs {
     }
 
     fn on_error(&self) -> OnError {
-        self.on_error
+        self.crs.on_error
     }
 
     fn body_limit(&self) -> Option<usize> {
-        (self.process_body && !self.response).then_some(self.body_limit)
+        (self.process_body && !self.crs.response).then_some(self.crs.body_limit)
     }
 }
