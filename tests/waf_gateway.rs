@@ -22,11 +22,17 @@ fn debian_crs() -> bool {
 }
 
 fn waf_gateway(ups: &Upstreams) -> Gateway {
+    gateway_with(ups, WAF_RULES, "")
+}
+
+/// The test config with `request_rules` and an `owasp-crs-response` action with
+/// `response_config` (indented YAML lines, or nothing).
+fn gateway_with(ups: &Upstreams, request_rules: &str, response_config: &str) -> Gateway {
     let port = free_port();
-    let mut text = config(port, WAF_RULES, &[("catalog-eks", ups.addr(0))]);
+    let mut text = config(port, request_rules, &[("catalog-eks", ups.addr(0))]);
     text = text.replace(
         "                url: https://${getReqHeader('X-Acme-Api')[0]}.internal\n",
-        "                url: https://${getReqHeader('X-Acme-Api')[0]}.internal\n      on_http_response:\n        - actions:\n            - type: owasp-crs-response\n",
+        &format!("                url: https://${{getReqHeader('X-Acme-Api')[0]}}.internal\n      on_http_response:\n        - actions:\n            - type: owasp-crs-response\n{response_config}"),
     );
     Gateway::start(&[("gw.yaml", &text)])
 }
@@ -169,24 +175,18 @@ fn ordinary_api_traffic_passes_with_its_body() {
     }
 }
 
-/// A gateway whose only rule inspects responses, bodies included (`process_body`).
-fn response_waf_gateway(ups: &Upstreams) -> Gateway {
-    let port = free_port();
-    let mut text = config(port, "", &[("catalog-eks", ups.addr(0))]);
-    text = text.replace(
-        "                url: https://${getReqHeader('X-Acme-Api')[0]}.internal\n",
-        "                url: https://${getReqHeader('X-Acme-Api')[0]}.internal\n      on_http_response:\n        - actions:\n            - type: owasp-crs-response\n              config:\n                process_body: true\n",
-    );
-    Gateway::start(&[("gw.yaml", &text)])
-}
-
 #[test]
 fn a_response_body_that_leaks_an_sql_error_never_reaches_the_client() {
     if !debian_crs() {
         return;
     }
     let ups = Upstreams::start(&["catalog-1"]);
-    let gw = response_waf_gateway(&ups);
+    // Only the response is inspected, body included.
+    let gw = gateway_with(
+        &ups,
+        "",
+        "              config:\n                process_body: true\n",
+    );
     // The test upstream echoes request headers in its JSON body: this one makes the body
     // carry a MySQL error message (CRS 951230 data leakage, critical).
     let leak = "You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near ''' at line 1";
