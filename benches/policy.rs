@@ -112,6 +112,7 @@ fn bench(c: &mut Criterion) {
                 vars: &mut vars,
                 internal: &One,
                 body: None,
+                body_streams: false,
                 body_checks: &mut Vec::new(),
             };
             let out = ready(policy.run(Phase::Request, &mut cx));

@@ -227,3 +227,37 @@ fn a_response_body_that_leaks_an_sql_error_never_reaches_the_client() {
     assert!(log.contains("WAF blocked response body"), "{log}");
     assert!(log.contains("951230"), "{log}");
 }
+
+#[test]
+fn bodies_over_64_kib_are_judged_as_they_stream_and_held_back_until_then() {
+    if !debian_crs() {
+        return;
+    }
+    let ups = Upstreams::start(&["catalog-1"]);
+    let gw = waf_gateway(&ups);
+    let form = |first: &str| format!("{first}&pad={}", "a".repeat(100 * 1024));
+    let h = headers_with(&[("Content-Type", "application/x-www-form-urlencoded")]);
+
+    // Too large to read before the policy: it streams, and the WAF sees it on the way.
+    let clean = form("name=Ada+Lovelace&msg=Hello%2C+world");
+    let r = request(gw.port, "POST", "/v1/contact", &h, &clean);
+    assert_eq!((r.status, r.upstream()), (200, "catalog-1"), "{r:?}");
+    assert!(
+        r.body.contains(&format!("\"body_bytes\":{}", clean.len())),
+        "the upstream got the whole body: {}",
+        r.body
+    );
+    assert_eq!(ups.list[0].hits(), 1);
+
+    let attack = form("id=1%27+UNION+SELECT+password+FROM+users--");
+    let r = request(gw.port, "POST", "/v1/contact", &h, &attack);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.header("x-switchyard-error"), Some("SWY_WAF_BLOCKED"));
+    assert_eq!(
+        ups.list[0].hits(),
+        1,
+        "the upstream never got the attack's body"
+    );
+    let log = gw.log_text();
+    assert!(log.contains("WAF blocked request body"), "{log}");
+}

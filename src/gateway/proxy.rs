@@ -62,6 +62,11 @@ pub struct Ctx {
     /// held in `held`.
     body_checks: Vec<Box<dyn BodyCheck>>,
     held: Vec<u8>,
+    /// The request body was too large to read before the policy: it streams to the
+    /// upstream, held back until `request_checks` have judged it.
+    body_streams: bool,
+    request_checks: Vec<Box<dyn BodyCheck>>,
+    request_held: Vec<u8>,
     _inflight: InflightGuard,
 }
 
@@ -118,6 +123,21 @@ fn forwarded_client(
 /// Pingora keeps at most this much of a pre-read body to send upstream afterwards.
 const MAX_PREREAD: usize = 64 * 1024;
 
+/// Whether the request body can be read before the policy and replayed upstream: none, or a
+/// declared length within Pingora's retry buffer. A larger or chunked body streams instead,
+/// held back in `request_body_filter` until the WAF has judged it.
+fn preread_fits(session: &mut Session) -> bool {
+    if session.is_body_empty() {
+        return true;
+    }
+    session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<usize>().ok())
+        .is_some_and(|n| n <= MAX_PREREAD)
+}
+
 /// Reads the request body before the upstream is chosen, so the WAF can judge it and a block
 /// never reaches the upstream; Pingora's retry buffer then replays it upstream. `Err` (inside
 /// `Ok`) when the body is too large to be kept that way.
@@ -168,6 +188,7 @@ impl Proxy {
                 vars: &mut *vars,
                 internal: cfg,
                 body: None,
+                body_streams: false,
                 body_checks: &mut *body_checks,
             };
             match route.policy.run(Phase::Response, &mut cx).await {
@@ -232,6 +253,9 @@ impl ProxyHttp for Proxy {
             body: None,
             body_checks: Vec::new(),
             held: Vec::new(),
+            body_streams: false,
+            request_checks: Vec::new(),
+            request_held: Vec::new(),
             _inflight: InflightGuard(self.inflight.clone()),
         }
     }
@@ -258,7 +282,7 @@ impl ProxyHttp for Proxy {
             );
             return self.answer(session, ctx, r).await;
         };
-        if cfg.body_limit.is_some() {
+        if cfg.body_limit.is_some() && preread_fits(session) {
             if let Err(reason) = read_body(session, ctx).await? {
                 let r = error_reply(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -269,6 +293,8 @@ impl ProxyHttp for Proxy {
                 );
                 return self.answer(session, ctx, r).await;
             }
+        } else if cfg.body_limit.is_some() {
+            ctx.body_streams = true;
         }
         loop {
             ctx.chain.push(route_id);
@@ -283,8 +309,8 @@ impl ProxyHttp for Proxy {
                     vars: &mut ctx.vars,
                     internal: &*cfg,
                     body: ctx.body.as_deref(),
-                    // Request-phase actions leave no response body checks.
-                    body_checks: &mut Vec::new(),
+                    body_streams: ctx.body_streams,
+                    body_checks: &mut ctx.request_checks,
                 };
                 route.policy.run(Phase::Request, &mut cx).await
             };
@@ -426,6 +452,55 @@ impl ProxyHttp for Proxy {
                 upstream.insert_header("x-forwarded-host", h)?;
             }
         }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if ctx.request_checks.is_empty() {
+            return Ok(());
+        }
+        // Hold the body back (an empty chunk is not written upstream) until the checks have
+        // what they need, judge once, then release what was held and stream the rest.
+        if let Some(chunk) = body.take() {
+            ctx.request_held.extend_from_slice(&chunk);
+        }
+        let need = ctx
+            .request_checks
+            .iter()
+            .map(|c| c.limit())
+            .max()
+            .unwrap_or(0);
+        if !end_of_stream && ctx.request_held.len() < need {
+            *body = Some(Bytes::new());
+            return Ok(());
+        }
+        let checks = std::mem::take(&mut ctx.request_checks);
+        for check in &checks {
+            let part = &ctx.request_held[..ctx.request_held.len().min(check.limit())];
+            if let Err(reason) = check.judge(part) {
+                ctx.request_held = Vec::new();
+                // The upstream has the headers but none of the body; it gets a reset
+                // connection and the client the 403.
+                ctx.pending = Some(PendingError {
+                    status: StatusCode::FORBIDDEN,
+                    code: "SWY_WAF_BLOCKED",
+                    reason,
+                });
+                return Error::e_explain(ErrorType::HTTPStatus(403), "WAF blocked the body");
+            }
+        }
+        let held = std::mem::take(&mut ctx.request_held);
+        *body = if held.is_empty() && end_of_stream {
+            None
+        } else {
+            Some(Bytes::from(held))
+        };
         Ok(())
     }
 

@@ -81,6 +81,7 @@ fn run(policy: &str, req: &mut PlainRequest, categories: &[&str]) -> (Outcome, A
         vars: &mut vars,
         internal: &Directory,
         body: None,
+        body_streams: false,
         body_checks: &mut Vec::new(),
     };
     let out = ready(compiled.policy.run(Phase::Request, &mut cx));

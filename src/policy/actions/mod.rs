@@ -35,14 +35,18 @@ pub struct ActionCx<'a> {
     pub internal: &'a dyn InternalEndpoints,
     /// The request body read before the policy ran (when the policy inspects bodies).
     pub body: Option<&'a [u8]>,
-    /// Checks an action leaves for the response body, which the gateway then holds back.
+    /// The request has a body the gateway did not read before the policy (too large to hold
+    /// back that way): an action that inspects bodies leaves a [`BodyCheck`] for it.
+    pub body_streams: bool,
+    /// Checks an action leaves for the body still to come (the request's when `body_streams`,
+    /// else the response's), which the gateway then holds back.
     pub body_checks: &'a mut Vec<Box<dyn BodyCheck>>,
 }
 
-/// A judgement on the response body that an action (`owasp-crs-response` with
+/// A judgement on a body still to come that an action (`owasp-crs-request`/`-response` with
 /// `process_body`) leaves for the gateway: the gateway holds the body back, up to
 /// [`BodyCheck::limit`] bytes, and releases it only if [`BodyCheck::judge`] lets it pass.
-/// The status and headers are gone by then, so a refused body cuts the response off.
+/// The headers are gone by then (upstream for a request, to the client for a response).
 pub trait BodyCheck: Send + Sync {
     /// How many bytes from the start of the body the judgement needs.
     fn limit(&self) -> usize;

@@ -170,6 +170,28 @@ impl Crs {
         (blocked, score, tx.matched_ids())
     }
 
+    /// A body check's answer from its finished transaction: `Err` (for the client, without
+    /// rule ids) when it blocks and `on_error` halts; logged either way.
+    fn judge_body(
+        &self,
+        tx: &Transaction<'_>,
+        what: &str,
+        request: &Request,
+    ) -> Result<(), String> {
+        let (blocked, score, ids) = self.verdict(tx);
+        if !blocked {
+            return Ok(());
+        }
+        self.log_block(what, request, score, &ids);
+        if self.on_error == OnError::Halt {
+            Err(format!(
+                "the {what} was blocked by the WAF (anomaly score {score})"
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     fn log_block(&self, what: &str, request: &Request, score: i64, ids: &[u64]) {
         log::warn!(
             "WAF {} {what}: {} {} from {} (anomaly score {score}, threshold {}): rules {ids:?}",
@@ -183,6 +205,25 @@ impl Crs {
             request.remote_addr,
             self.threshold
         );
+    }
+}
+
+/// The request body's judgement, left by `owasp-crs-request` with `process_body` when the
+/// gateway could not read the body before the policy: phases 1-2 again, with the body.
+struct RequestBody {
+    crs: Arc<Crs>,
+    request: Request,
+}
+
+impl BodyCheck for RequestBody {
+    fn limit(&self) -> usize {
+        self.crs.body_limit
+    }
+
+    fn judge(&self, body: &[u8]) -> Result<(), String> {
+        let mut tx = self.crs.transaction(&self.request);
+        tx.process_request_body(&body[..body.len().min(self.crs.body_limit)]);
+        self.crs.judge_body(&tx, "request body", &self.request)
     }
 }
 
@@ -203,19 +244,7 @@ impl BodyCheck for ResponseBody {
         let mut tx = self.crs.transaction(&self.request);
         tx.process_response_headers(self.status, "HTTP/1.1", &self.headers);
         tx.process_response_body(&body[..body.len().min(self.crs.body_limit)]);
-        let (blocked, score, ids) = self.crs.verdict(&tx);
-        if !blocked {
-            return Ok(());
-        }
-        self.crs
-            .log_block("response body", &self.request, score, &ids);
-        if self.crs.on_error == OnError::Halt {
-            Err(format!(
-                "the WAF blocked the response body (anomaly score {score}): rules {ids:?}"
-            ))
-        } else {
-            Ok(())
-        }
+        self.crs.judge_body(&tx, "response body", &self.request)
     }
 }
 
@@ -263,6 +292,13 @@ impl Action for OwaspCrs {
         );
         cx.vars.set(name, vars.into());
         if !blocked {
+            if !crs.response && self.process_body && cx.body_streams {
+                cx.body_checks.push(Box::new(RequestBody {
+                    crs: self.crs.clone(),
+                    request,
+                }));
+                return Ok(Flow::Next);
+            }
             if crs.response && self.process_body {
                 if let Some(res) = cx.res.as_deref() {
                     cx.body_checks.push(Box::new(ResponseBody {
