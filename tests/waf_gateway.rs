@@ -261,3 +261,35 @@ fn bodies_over_64_kib_are_judged_as_they_stream_and_held_back_until_then() {
     let log = gw.log_text();
     assert!(log.contains("WAF blocked request body"), "{log}");
 }
+
+#[test]
+fn chunked_bodies_are_judged_too() {
+    if !debian_crs() {
+        return;
+    }
+    let ups = Upstreams::start(&["catalog-1"]);
+    let gw = waf_gateway(&ups);
+    let chunked = |body: &str| {
+        format!(
+            "POST /v1/contact HTTP/1.1\r\nHost: localhost\r\nX-Acme-Api: catalog-eks\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        )
+    };
+    let mut c = Client::connect(gw.port).expect("connect");
+    let r = c
+        .send_raw(chunked("name=Ada+Lovelace&msg=hello").as_bytes())
+        .expect("a response");
+    assert_eq!((r.status, r.upstream()), (200, "catalog-1"), "{r:?}");
+    assert!(r.body.contains("\"body_bytes\":27"), "{r:?}");
+
+    let mut c = Client::connect(gw.port).expect("connect");
+    let r = c
+        .send_raw(chunked("id=1%27+UNION+SELECT+password+FROM+users--").as_bytes())
+        .expect("a response");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(
+        ups.list[0].hits(),
+        1,
+        "the attack's body never reached the upstream"
+    );
+}

@@ -126,6 +126,7 @@ async fn serve(
         let path = parts.next().unwrap_or("").to_string();
         let mut headers = serde_json::Map::new();
         let mut content_length = 0usize;
+        let mut chunked = false;
         let mut close = false;
         loop {
             let mut line = String::new();
@@ -142,14 +143,22 @@ async fn serve(
                 if k == "content-length" {
                     content_length = v.parse().unwrap_or(0);
                 }
+                if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
+                    chunked = true;
+                }
                 if k == "connection" && v.eq_ignore_ascii_case("close") {
                     close = true;
                 }
                 headers.insert(k, serde_json::Value::String(v));
             }
         }
-        let mut body = vec![0u8; content_length];
-        reader.read_exact(&mut body).await?;
+        let body = if chunked {
+            read_chunked(&mut reader).await?
+        } else {
+            let mut body = vec![0u8; content_length];
+            reader.read_exact(&mut body).await?;
+            body
+        };
         hits.fetch_add(1, Ordering::SeqCst);
         if std::mem::take(&mut first) {
             connections.fetch_add(1, Ordering::SeqCst);
@@ -179,5 +188,32 @@ async fn serve(
         if close {
             return Ok(());
         }
+    }
+}
+
+/// A chunked request body (chunk extensions and trailers ignored).
+async fn read_chunked(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        if reader.read_line(&mut size).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let size = size.split(';').next().unwrap_or("").trim();
+        let n = usize::from_str_radix(size, 16)
+            .map_err(|_| std::io::Error::other(format!("bad chunk size `{size}`")))?;
+        if n == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).await? == 0 || line.trim_end().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + n + 2, 0);
+        reader.read_exact(&mut body[start..]).await?;
+        body.truncate(start + n);
     }
 }

@@ -282,6 +282,12 @@ impl Client {
         read_response(&mut self.reader, method == "HEAD")
     }
 
+    /// Sends `raw` bytes as they are (a hand-framed request) and reads the response.
+    pub fn send_raw(&mut self, raw: &[u8]) -> std::io::Result<Response> {
+        self.reader.get_mut().write_all(raw)?;
+        read_response(&mut self.reader, false)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
