@@ -231,6 +231,10 @@ impl<'r> Transaction<'r> {
             return self.interruption.clone();
         }
         self.fill_body(body);
+        // Room for the body's arguments' transformations up front, rather than growing the
+        // table step by step while the rules run.
+        let args = self.vars.get(slot("ARGS")).len();
+        self.transformed.borrow_mut().reserve(args * 48);
         self.run_phase(2);
         self.interruption.clone()
     }
