@@ -58,15 +58,12 @@ pub struct Ctx {
     replacement: Option<Bytes>,
     /// The request body, read before the policy when a policy inspects bodies.
     body: Option<Vec<u8>>,
-    /// Judgements the response body must pass before the client gets it; meanwhile it is
-    /// held in `held`.
-    body_checks: Vec<Box<dyn BodyCheck>>,
-    held: Vec<u8>,
+    /// The response body, held back until the checks response actions left have judged it.
+    response_hold: Held,
     /// The request body was too large to read before the policy: it streams to the
-    /// upstream, held back until `request_checks` have judged it.
+    /// upstream, held back in `request_hold` until the WAF has judged it.
     body_streams: bool,
-    request_checks: Vec<Box<dyn BodyCheck>>,
-    request_held: Vec<u8>,
+    request_hold: Held,
     _inflight: InflightGuard,
 }
 
@@ -122,6 +119,49 @@ fn forwarded_client(
 
 /// Pingora keeps at most this much of a pre-read body to send upstream afterwards.
 const MAX_PREREAD: usize = 64 * 1024;
+
+/// A body held back until the checks actions left for it have judged it.
+#[derive(Default)]
+struct Held {
+    checks: Vec<Box<dyn BodyCheck>>,
+    bytes: Vec<u8>,
+}
+
+/// What to do with a body chunk.
+enum Hold {
+    /// Nothing (more) to judge: the chunk goes on as it is.
+    Pass(Option<Bytes>),
+    /// Kept back for the judgement.
+    Holding,
+    /// Judged and let through: everything held so far, this chunk included.
+    Release(Bytes),
+    /// Judged and refused, with the reason.
+    Blocked(String),
+}
+
+impl Held {
+    /// Takes the next chunk; judges once the checks have what they need (all of the body, or
+    /// the largest limit), after which later chunks pass.
+    fn feed(&mut self, chunk: Option<Bytes>, end_of_stream: bool) -> Hold {
+        if self.checks.is_empty() {
+            return Hold::Pass(chunk);
+        }
+        if let Some(c) = chunk {
+            self.bytes.extend_from_slice(&c);
+        }
+        let need = self.checks.iter().map(|c| c.limit()).max().unwrap_or(0);
+        if !end_of_stream && self.bytes.len() < need {
+            return Hold::Holding;
+        }
+        let held = std::mem::take(&mut self.bytes);
+        for check in std::mem::take(&mut self.checks) {
+            if let Err(reason) = check.judge(&held[..held.len().min(check.limit())]) {
+                return Hold::Blocked(reason);
+            }
+        }
+        Hold::Release(Bytes::from(held))
+    }
+}
 
 /// Whether the request body can be read before the policy and replayed upstream: none, or a
 /// declared length within Pingora's retry buffer. A larger or chunked body streams instead,
@@ -251,11 +291,9 @@ impl ProxyHttp for Proxy {
             pending: None,
             replacement: None,
             body: None,
-            body_checks: Vec::new(),
-            held: Vec::new(),
+            response_hold: Held::default(),
             body_streams: false,
-            request_checks: Vec::new(),
-            request_held: Vec::new(),
+            request_hold: Held::default(),
             _inflight: InflightGuard(self.inflight.clone()),
         }
     }
@@ -310,7 +348,7 @@ impl ProxyHttp for Proxy {
                     internal: &*cfg,
                     body: ctx.body.as_deref(),
                     body_streams: ctx.body_streams,
-                    body_checks: &mut ctx.request_checks,
+                    body_checks: &mut ctx.request_hold.checks,
                 };
                 route.policy.run(Phase::Request, &mut cx).await
             };
@@ -462,29 +500,14 @@ impl ProxyHttp for Proxy {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if ctx.request_checks.is_empty() {
-            return Ok(());
-        }
-        // Hold the body back (an empty chunk is not written upstream) until the checks have
-        // what they need, judge once, then release what was held and stream the rest.
-        if let Some(chunk) = body.take() {
-            ctx.request_held.extend_from_slice(&chunk);
-        }
-        let need = ctx
-            .request_checks
-            .iter()
-            .map(|c| c.limit())
-            .max()
-            .unwrap_or(0);
-        if !end_of_stream && ctx.request_held.len() < need {
-            *body = Some(Bytes::new());
-            return Ok(());
-        }
-        let checks = std::mem::take(&mut ctx.request_checks);
-        for check in &checks {
-            let part = &ctx.request_held[..ctx.request_held.len().min(check.limit())];
-            if let Err(reason) = check.judge(part) {
-                ctx.request_held = Vec::new();
+        match ctx.request_hold.feed(body.take(), end_of_stream) {
+            Hold::Pass(chunk) => *body = chunk,
+            // An empty chunk is not written upstream (and does not end the body there).
+            Hold::Holding => *body = Some(Bytes::new()),
+            Hold::Release(held) => {
+                *body = (!held.is_empty() || !end_of_stream).then_some(held);
+            }
+            Hold::Blocked(reason) => {
                 // The upstream has the headers but none of the body; it gets a reset
                 // connection and the client the 403.
                 ctx.pending = Some(PendingError {
@@ -495,12 +518,6 @@ impl ProxyHttp for Proxy {
                 return Error::e_explain(ErrorType::HTTPStatus(403), "WAF blocked the body");
             }
         }
-        let held = std::mem::take(&mut ctx.request_held);
-        *body = if held.is_empty() && end_of_stream {
-            None
-        } else {
-            Some(Bytes::from(held))
-        };
         Ok(())
     }
 
@@ -520,7 +537,7 @@ impl ProxyHttp for Proxy {
             session.req_header_mut(),
             upstream_response,
             &mut ctx.vars,
-            &mut ctx.body_checks,
+            &mut ctx.response_hold.checks,
         );
         if let Some((id, outcome)) = done.await {
             let reply = outcome_reply(&cfg, id, outcome, json);
@@ -545,30 +562,13 @@ impl ProxyHttp for Proxy {
             };
             return Ok(None);
         }
-        if ctx.body_checks.is_empty() {
-            return Ok(None);
-        }
-        // Hold the body back until the checks have what they need (all of it, or their
-        // limit), then judge once and release what was held.
-        if let Some(chunk) = body.take() {
-            ctx.held.extend_from_slice(&chunk);
-        }
-        let need = ctx.body_checks.iter().map(|c| c.limit()).max().unwrap_or(0);
-        if !end_of_stream && ctx.held.len() < need {
-            return Ok(None);
-        }
-        let checks = std::mem::take(&mut ctx.body_checks);
-        for check in &checks {
-            let part = &ctx.held[..ctx.held.len().min(check.limit())];
-            if let Err(reason) = check.judge(part) {
-                ctx.held = Vec::new();
-                // The status line and headers are out already: all that is left is to cut
-                // the response off so the body never reaches the client.
-                return Error::e_explain(ErrorType::HTTPStatus(403), reason);
-            }
-        }
-        if !ctx.held.is_empty() {
-            *body = Some(Bytes::from(std::mem::take(&mut ctx.held)));
+        match ctx.response_hold.feed(body.take(), end_of_stream) {
+            Hold::Pass(chunk) => *body = chunk,
+            Hold::Holding => *body = None,
+            Hold::Release(held) => *body = (!held.is_empty()).then_some(held),
+            // The status line and headers are out already: all that is left is to cut the
+            // response off so the body never reaches the client.
+            Hold::Blocked(reason) => return Error::e_explain(ErrorType::HTTPStatus(403), reason),
         }
         Ok(None)
     }
@@ -617,5 +617,73 @@ impl ProxyHttp for Proxy {
             error_code: status,
             can_reuse_downstream: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refuses a body that contains `needle` within its first `limit` bytes.
+    struct Refuse {
+        limit: usize,
+        needle: &'static [u8],
+    }
+
+    impl BodyCheck for Refuse {
+        fn limit(&self) -> usize {
+            self.limit
+        }
+
+        fn judge(&self, body: &[u8]) -> Result<(), String> {
+            assert!(body.len() <= self.limit);
+            match body.windows(self.needle.len()).any(|w| w == self.needle) {
+                true => Err("refused".into()),
+                false => Ok(()),
+            }
+        }
+    }
+
+    fn held(limit: usize) -> Held {
+        Held {
+            checks: vec![Box::new(Refuse {
+                limit,
+                needle: b"bad",
+            })],
+            bytes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_held_body_is_judged_once_it_reaches_the_limit_then_streams() {
+        let mut h = held(4);
+        assert!(matches!(
+            h.feed(Some(Bytes::from_static(b"ab")), false),
+            Hold::Holding
+        ));
+        match h.feed(Some(Bytes::from_static(b"cdef")), false) {
+            Hold::Release(b) => assert_eq!(&b[..], b"abcdef"),
+            _ => panic!("released at the limit"),
+        }
+        // Past the limit nothing is inspected any more, as with ProcessPartial.
+        match h.feed(Some(Bytes::from_static(b"bad")), true) {
+            Hold::Pass(Some(b)) => assert_eq!(&b[..], b"bad"),
+            _ => panic!("passes through"),
+        }
+    }
+
+    #[test]
+    fn a_short_body_is_judged_at_its_end_and_can_be_refused() {
+        let mut h = held(100);
+        assert!(matches!(
+            h.feed(Some(Bytes::from_static(b"a b")), false),
+            Hold::Holding
+        ));
+        assert!(matches!(
+            h.feed(Some(Bytes::from_static(b"ad")), true),
+            Hold::Blocked(_)
+        ));
+        let mut none = Held::default();
+        assert!(matches!(none.feed(None, true), Hold::Pass(None)));
     }
 }
