@@ -2,6 +2,7 @@
 //! disruptive action, `setvar`, `ctl` and `capture`.
 
 use super::macros::Template;
+use super::rule::Target;
 use super::seclang::ActionSpec;
 use super::transforms::{self, Transform};
 
@@ -40,8 +41,9 @@ pub enum Ctl {
     RuleEngineOn,
     RemoveById(Vec<(u64, u64)>),
     RemoveByTag(String),
-    RemoveTargetById(Vec<(u64, u64)>, String),
-    RemoveTargetByTag(String, String),
+    /// Rule id ranges and the targets they stop inspecting, compiled at load.
+    RemoveTargetById(Vec<(u64, u64)>, Vec<Target>),
+    RemoveTargetByTag(String, Vec<Target>),
     RequestBodyProcessor(String),
     ForceRequestBodyVariable,
     RequestBodyAccess(bool),
@@ -107,10 +109,14 @@ fn ctl(value: &str) -> Result<Ctl, String> {
             let (which, target) = arg
                 .split_once(';')
                 .ok_or_else(|| format!("ctl:{name} needs `id;TARGET`"))?;
+            let targets = super::seclang::rule::variables(target)?
+                .iter()
+                .map(Target::compile)
+                .collect::<Result<Vec<_>, _>>()?;
             if name == "ruleRemoveTargetById" {
-                Ctl::RemoveTargetById(ranges(which)?, target.to_string())
+                Ctl::RemoveTargetById(ranges(which)?, targets)
             } else {
-                Ctl::RemoveTargetByTag(which.to_string(), target.to_string())
+                Ctl::RemoveTargetByTag(which.to_string(), targets)
             }
         }
         "requestBodyProcessor" => Ctl::RequestBodyProcessor(arg.to_ascii_uppercase()),
@@ -245,7 +251,7 @@ mod tests {
         assert_eq!(a.setvars[0].op, SetVarOp::Add);
         assert_eq!(a.setvars[1].op, SetVarOp::Delete);
         assert!(
-            matches!(&a.ctls[0], Ctl::RemoveTargetById(r, t) if r == &[(942100, 942100)] && t == "ARGS:pwd")
+            matches!(&a.ctls[0], Ctl::RemoveTargetById(r, t) if r == &[(942100, 942100)] && t.len() == 1 && t[0].name == "ARGS" && t[0].selector.as_ref().is_some_and(|s| s.matches("pwd")))
         );
         assert_eq!(a.log, Some(false));
     }

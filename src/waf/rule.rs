@@ -9,7 +9,7 @@ use super::transforms::Transform;
 use regex::bytes::{Regex, RegexBuilder};
 use std::path::Path;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum KeySel {
     /// Lower-case key, compared case-insensitively.
     Key(String),
@@ -60,7 +60,7 @@ impl KeySel {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// Index into [`names::VARIABLES`].
     pub slot: usize,

@@ -19,8 +19,6 @@ pub enum Item {
 #[derive(Debug)]
 pub struct RuleSet {
     pub phases: [Vec<Item>; 5],
-    /// For each phase, the index of each marker.
-    pub markers: [HashMap<String, usize>; 5],
     pub defaults: [Defaults; 5],
     pub engine: EngineMode,
     pub request_body_access: bool,
@@ -334,7 +332,6 @@ impl Builder {
         }
         RuleSet {
             phases,
-            markers,
             defaults: self.defaults,
             engine: self.engine,
             request_body_access: self.request_body_access,

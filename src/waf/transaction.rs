@@ -8,7 +8,7 @@ use super::macros::{Part, Template};
 use super::operators::Captures;
 use super::rule::{KeySel, Rule, Target};
 use super::ruleset::{Item, RuleSet};
-use super::seclang::{self, EngineMode};
+use super::seclang::EngineMode;
 use super::transforms;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -43,9 +43,6 @@ pub struct Matched {
     pub msg: String,
 }
 
-/// `ctl:ruleRemoveTarget*`: rule ids (or a tag) and the target they no longer inspect.
-type TargetRemoval = (Vec<(u64, u64)>, Option<String>, Target);
-
 /// Slots the rule loop touches for every match, looked up once.
 #[derive(Debug, Clone, Copy)]
 struct Hot {
@@ -61,7 +58,8 @@ pub struct Transaction<'r> {
     engine: EngineMode,
     removed_ids: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
-    removed_targets: Vec<TargetRemoval>,
+    /// The `ctl:ruleRemoveTarget*` actions that ran (their targets compiled at load).
+    removed_targets: Vec<&'r Ctl>,
     body_processor: Option<String>,
     force_body_variable: bool,
     pub matched: Vec<Matched>,
@@ -556,12 +554,15 @@ impl<'r> Transaction<'r> {
     /// Whether `ctl` or the rule's own exclusions take this entry out of the rule.
     fn excluded(&self, rule: &Rule, rule_id: u64, slot: usize, key: &str) -> bool {
         rule.exclusions.iter().any(|x| x.covers(slot, key))
-            || self.removed_targets.iter().any(|(ids, tag, x)| {
-                x.covers(slot, key)
-                    && (ids.iter().any(|(a, b)| (*a..=*b).contains(&rule_id))
-                        || tag
-                            .as_ref()
-                            .is_some_and(|tag| rule.actions.tags.contains(tag)))
+            || self.removed_targets.iter().any(|c| match c {
+                Ctl::RemoveTargetById(ids, targets) => {
+                    targets.iter().any(|x| x.covers(slot, key))
+                        && ids.iter().any(|(a, b)| (*a..=*b).contains(&rule_id))
+                }
+                Ctl::RemoveTargetByTag(tag, targets) => {
+                    targets.iter().any(|x| x.covers(slot, key)) && rule.actions.tags.contains(tag)
+                }
+                _ => false,
             })
     }
 
@@ -589,7 +590,7 @@ impl<'r> Transaction<'r> {
     /// match once all its values are tested: that is what ModSecurity's copy-then-test does,
     /// as long as the operator's argument does not read what the link itself writes
     /// ([`Rule::in_turn`] says when it may).
-    fn evaluate(&mut self, rule: &Rule, chain_id: u64) -> bool {
+    fn evaluate(&mut self, rule: &'r Rule, chain_id: u64) -> bool {
         if rule.in_turn {
             return self.evaluate_in_turn(rule, chain_id);
         }
@@ -651,7 +652,7 @@ impl<'r> Transaction<'r> {
 
     /// [`Self::evaluate`] for a link whose operator argument may read what its own matches
     /// write: copies first, then test and act value by value.
-    fn evaluate_in_turn(&mut self, rule: &Rule, chain_id: u64) -> bool {
+    fn evaluate_in_turn(&mut self, rule: &'r Rule, chain_id: u64) -> bool {
         let mut values = Vec::new();
         for t in &rule.targets {
             let entries = self.vars.get(t.slot);
@@ -684,7 +685,7 @@ impl<'r> Transaction<'r> {
 
     /// A link's actions have run before the next link is tested: it may read what they set
     /// (920420 sets tx.content_type for its chain).
-    fn next_link(&mut self, rule: &Rule, chain_id: u64) -> bool {
+    fn next_link(&mut self, rule: &'r Rule, chain_id: u64) -> bool {
         match &rule.chained {
             Some(next) => self.evaluate(next, chain_id),
             None => true,
@@ -738,7 +739,7 @@ impl<'r> Transaction<'r> {
     }
 
     /// Bookkeeping for one matching value, then the link's per-match actions.
-    fn record(&mut self, rule: &Rule, name: String, transformed: Vec<u8>, caps: Captures) {
+    fn record(&mut self, rule: &'r Rule, name: String, transformed: Vec<u8>, caps: Captures) {
         if rule.actions.capture {
             const GROUP: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
             for (i, g) in caps.groups.into_iter().enumerate() {
@@ -764,7 +765,7 @@ impl<'r> Transaction<'r> {
         self.link_actions(rule);
     }
 
-    fn link_actions(&mut self, r: &Rule) {
+    fn link_actions(&mut self, r: &'r Rule) {
         for sv in &r.actions.setvars {
             let key = self.expand(&sv.key);
             let Some(slot) = sv.slot else {
@@ -842,32 +843,14 @@ impl<'r> Transaction<'r> {
         });
     }
 
-    fn apply_ctl(&mut self, c: &Ctl) {
+    fn apply_ctl(&mut self, c: &'r Ctl) {
         match c {
             Ctl::RuleEngineOff => self.engine = EngineMode::Off,
             Ctl::RuleEngineOn => self.engine = EngineMode::On,
             Ctl::RuleEngineDetectionOnly => self.engine = EngineMode::DetectionOnly,
             Ctl::RemoveById(r) => self.removed_ids.extend(r.iter().copied()),
             Ctl::RemoveByTag(t) => self.removed_tags.push(t.clone()),
-            Ctl::RemoveTargetById(ids, target) => {
-                if let Ok(specs) = seclang::rule::variables(target) {
-                    for s in specs {
-                        if let Ok(t) = Target::compile(&s) {
-                            self.removed_targets.push((ids.clone(), None, t));
-                        }
-                    }
-                }
-            }
-            Ctl::RemoveTargetByTag(tag, target) => {
-                if let Ok(specs) = seclang::rule::variables(target) {
-                    for s in specs {
-                        if let Ok(t) = Target::compile(&s) {
-                            self.removed_targets
-                                .push((Vec::new(), Some(tag.clone()), t));
-                        }
-                    }
-                }
-            }
+            Ctl::RemoveTargetById(..) | Ctl::RemoveTargetByTag(..) => self.removed_targets.push(c),
             Ctl::RequestBodyProcessor(p) => self.body_processor = Some(p.clone()),
             Ctl::ForceRequestBodyVariable => self.force_body_variable = true,
             Ctl::RequestBodyAccess(_) | Ctl::NoEffect => {}
