@@ -8,17 +8,8 @@ use crate::config::yaml::parse_documents;
 use crate::config::{EndpointUrl, Loc};
 use crate::ipintel::IpIntel;
 use crate::ratelimit::{RateLimits, StoreConfig};
+use futures::FutureExt;
 use std::sync::Arc;
-
-/// Polls a future that must not wait (no shared store in these tests).
-fn ready<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("the policy waited"),
-    }
-}
 
 struct Directory;
 
@@ -84,7 +75,11 @@ fn run(policy: &str, req: &mut PlainRequest, categories: &[&str]) -> (Outcome, A
         body_streams: false,
         body_checks: &mut Vec::new(),
     };
-    let out = ready(compiled.policy.run(Phase::Request, &mut cx));
+    let out = compiled
+        .policy
+        .run(Phase::Request, &mut cx)
+        .now_or_never()
+        .expect("no shared store here: the policy never waits");
     (out, vars)
 }
 
