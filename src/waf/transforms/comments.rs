@@ -27,11 +27,7 @@ pub fn remove_comments(input: &[u8]) -> Cow<'_, [u8]> {
             i += 1;
         }
     }
-    if out.len() == input.len() {
-        Cow::Borrowed(input)
-    } else {
-        Cow::Owned(out)
-    }
+    super::unless_same(input, out)
 }
 
 /// Drops the comment markers `/*`, `*/`, `<!--`, `-->`, `--` and `#`, keeping the text.
@@ -52,11 +48,7 @@ pub fn remove_comments_char(input: &[u8]) -> Cow<'_, [u8]> {
             }
         }
     }
-    if out.len() == input.len() {
-        Cow::Borrowed(input)
-    } else {
-        Cow::Owned(out)
-    }
+    super::unless_same(input, out)
 }
 
 /// Each `/* … */` (or an unterminated `/* …`) becomes one space.

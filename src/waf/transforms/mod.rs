@@ -69,6 +69,16 @@ pub fn apply<'a>(chain: &[Transform], input: &'a [u8]) -> Cow<'a, [u8]> {
     value
 }
 
+/// `out` unless it equals `input`: a step that rebuilt the value without changing it still
+/// lends the input on, so the chain keeps borrowing.
+pub(crate) fn unless_same(input: &[u8], out: Vec<u8>) -> Cow<'_, [u8]> {
+    if out == input {
+        Cow::Borrowed(input)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
 /// Hex digit value.
 pub fn hex(b: u8) -> Option<u8> {
     match b {

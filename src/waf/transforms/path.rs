@@ -7,12 +7,7 @@ pub fn normalize_path(input: &[u8]) -> Cow<'_, [u8]> {
     if is_clean(input) {
         return Cow::Borrowed(input);
     }
-    let clean = clean(input);
-    if clean == input {
-        Cow::Borrowed(input)
-    } else {
-        Cow::Owned(clean)
-    }
+    super::unless_same(input, clean(input))
 }
 
 pub fn normalize_path_win(input: &[u8]) -> Cow<'_, [u8]> {

@@ -109,11 +109,7 @@ pub fn cmd_line(input: &[u8]) -> Cow<'_, [u8]> {
             }
         }
     }
-    if out == input {
-        Cow::Borrowed(input)
-    } else {
-        Cow::Owned(out)
-    }
+    super::unless_same(input, out)
 }
 
 #[cfg(test)]
