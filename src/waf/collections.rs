@@ -170,10 +170,6 @@ impl Collections {
         self.add_slot(slot(name), key.into(), value.into());
     }
 
-    pub fn clear(&mut self, name: &str) {
-        self.clear_slot(slot(name));
-    }
-
     pub fn clear_slot(&mut self, slot: usize) {
         self.changed(slot);
         self.slots[slot].clear();
@@ -182,7 +178,7 @@ impl Collections {
         }
     }
 
-    pub fn set_slot(&mut self, slot: usize, name: &str, value: Vec<u8>) {
+    fn set_slot(&mut self, slot: usize, name: &str, value: Vec<u8>) {
         self.changed(slot);
         let entries = &mut self.slots[slot];
         entries.clear();
@@ -274,7 +270,7 @@ mod tests {
         let v0 = c.version(args);
         c.add("ARGS", "a", "1");
         assert_eq!(c.version(args), v0);
-        c.clear("ARGS");
+        c.clear_slot(args);
         assert_ne!(c.version(args), v0);
         let m = slot("MATCHED_VAR");
         c.set_slot_bytes(m, "MATCHED_VAR", b"x");
