@@ -113,6 +113,11 @@ impl Collections {
         self.versions[slot] = self.versions[slot].wrapping_add(1);
     }
 
+    /// Whether the slot keeps a key index (its keys are then unique).
+    pub fn indexed(&self, slot: usize) -> bool {
+        self.index[slot].is_some()
+    }
+
     /// The entry for `key` (case-insensitive) in an indexed slot.
     pub fn find(&self, slot: usize, key: &str) -> Found {
         let Some(ix) = &self.index[slot] else {

@@ -5,7 +5,7 @@ use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::bodies;
 use super::collections::{slot, Collections, FastMap, Found};
 use super::macros::{Part, Template};
-use super::operators::Captures;
+use super::operators::{ByteSet, Captures};
 use super::rule::{KeySel, Rule, Target};
 use super::ruleset::{Item, RuleSet};
 use super::seclang::EngineMode;
@@ -13,7 +13,24 @@ use super::transforms;
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-type TransformCache = FastMap<u64, (u32, Option<Box<[u8]>>)>;
+/// A value after a transformation chain, as of its slot's `version`.
+struct Transformed {
+    version: u32,
+    /// `None`: the chain changed nothing.
+    value: Option<Box<[u8]>>,
+    bytes: ByteSet,
+}
+
+type TransformCache = FastMap<u64, Transformed>;
+
+/// All of a variable's entries after one transformation chain, as of the slot's `version`
+/// and number of `entries`: what a prefilter needs to rule them out together.
+struct Summary {
+    version: u32,
+    entries: usize,
+    max_len: usize,
+    bytes: ByteSet,
+}
 
 /// What the request looks like to the WAF.
 #[derive(Debug, Clone, Default)]
@@ -68,9 +85,10 @@ pub struct Transaction<'r> {
     hot: Hot,
     /// The rule running now, for `%{RULE.*}`.
     current_rule: Option<&'r Rule>,
-    /// Transformed values by (slot, entry, chain): the slot's version when computed and the
-    /// result (`None`: the chain changed nothing).
+    /// Transformed values by (slot, entry, chain).
     transformed: RefCell<TransformCache>,
+    /// [`Summary`] by (slot, chain).
+    summaries: RefCell<FastMap<u64, Summary>>,
 }
 
 impl Transaction<'_> {
@@ -189,6 +207,7 @@ impl<'r> Transaction<'r> {
                 512,
                 Default::default(),
             )),
+            summaries: RefCell::default(),
         }
     }
 
@@ -607,10 +626,21 @@ impl<'r> Transaction<'r> {
         for t in &rule.targets {
             let entries = self.vars.get(t.slot);
             if t.count {
-                let n = entries
-                    .iter()
-                    .filter(|(k, _)| self.selects(t, rule, chain_id, k))
-                    .count();
+                // `&TX:name`, the CRS's "is it set yet" test: one index lookup, not a scan.
+                let n = match &t.selector {
+                    Some(KeySel::Key(k)) if self.vars.indexed(t.slot) => {
+                        match self.vars.find(t.slot, k) {
+                            Found::At(Some(i)) => {
+                                self.selects(t, rule, chain_id, &entries[i].0) as usize
+                            }
+                            _ => 0,
+                        }
+                    }
+                    _ => entries
+                        .iter()
+                        .filter(|(k, _)| self.selects(t, rule, chain_id, k))
+                        .count(),
+                };
                 let mut digits = [0u8; 20];
                 let (hit, v, caps) = self.test(rule, None, decimal(n, &mut digits), arg);
                 if hit {
@@ -619,6 +649,18 @@ impl<'r> Transaction<'r> {
                 continue;
             }
             let cacheable = !self.rules.volatile[t.slot];
+            // Several entries a prefilter may rule out at once (a negated operator's misses
+            // are hits; multiMatch also tests the untransformed steps).
+            if cacheable
+                && entries.len() > 1
+                && !matches!(t.selector, Some(KeySel::Key(_)))
+                && !rule.negated
+                && !rule.actions.multi_match
+                && rule.operator.prefilters()
+                && !self.slot_admits(rule, t.slot)
+            {
+                continue;
+            }
             // One key of an indexed collection (`TX:score`): straight to its entry.
             let only = match &t.selector {
                 Some(KeySel::Key(k)) => match self.vars.find(t.slot, k) {
@@ -693,8 +735,11 @@ impl<'r> Transaction<'r> {
     }
 
     fn clear_matched(&mut self) {
-        self.vars.clear_slot(self.hot.matched_vars);
-        self.vars.clear_slot(self.hot.matched_vars_names);
+        for slot in [self.hot.matched_vars, self.hot.matched_vars_names] {
+            if !self.vars.get(slot).is_empty() {
+                self.vars.clear_slot(slot);
+            }
+        }
     }
 
     /// Runs the transformations and the operator on one value: (matched, transformed,
@@ -712,30 +757,90 @@ impl<'r> Transaction<'r> {
             let (hit, t) = self.multi_match(rule, value, arg, &mut caps);
             return (hit, t, caps);
         }
-        let mut check = |t: &[u8]| {
+        let mut check = |t: &[u8], bytes: Option<&ByteSet>| {
             let want = rule.actions.capture.then_some(&mut caps);
-            let hit = rule.operator.matches(t, arg, want) != rule.negated;
+            let op = &rule.operator;
+            let admitted = !op.prefilters() || op.admits(t.len(), bytes.unwrap_or(&ByteSet::of(t)));
+            let hit = (admitted && op.matches(t, arg, want)) != rule.negated;
             (hit, if hit { t.to_vec() } else { Vec::new() })
         };
         let (hit, t) = match at {
             Some((slot, i)) if rule.chain_id != 0 => {
-                debug_assert!(slot < 1 << 8 && i < 1 << 32);
-                let key = (slot as u64) << 56 | (rule.chain_id as u64) << 32 | i as u64;
-                let version = self.vars.version(slot);
-                let mut cache = self.transformed.borrow_mut();
-                // A new entry carries a version that cannot match, so it is computed below.
-                let cached = cache.entry(key).or_insert((version.wrapping_sub(1), None));
-                if cached.0 != version {
-                    *cached = match transforms::apply(&rule.transforms, value) {
-                        Cow::Borrowed(_) => (version, None),
-                        Cow::Owned(o) => (version, Some(o.into_boxed_slice())),
-                    };
-                }
-                check(cached.1.as_deref().unwrap_or(value))
+                self.with_transformed(rule, slot, i, value, |t, bytes| check(t, Some(bytes)))
             }
-            _ => check(&transforms::apply(&rule.transforms, value)),
+            _ => check(&transforms::apply(&rule.transforms, value), None),
         };
         (hit, t, caps)
+    }
+
+    /// Calls `f` with entry `i` of `slot` (whose value is `value`) after the rule's
+    /// transformations, and the bytes it holds: computed once per chain and entry, until the
+    /// slot changes.
+    fn with_transformed<R>(
+        &self,
+        rule: &Rule,
+        slot: usize,
+        i: usize,
+        value: &[u8],
+        f: impl FnOnce(&[u8], &ByteSet) -> R,
+    ) -> R {
+        debug_assert!(slot < 1 << 8 && i < 1 << 32);
+        let key = (slot as u64) << 56 | (rule.chain_id as u64) << 32 | i as u64;
+        let version = self.vars.version(slot);
+        let mut cache = self.transformed.borrow_mut();
+        // A new entry carries a version that cannot match, so it is computed below.
+        let cached = cache.entry(key).or_insert_with(|| Transformed {
+            version: version.wrapping_sub(1),
+            value: None,
+            bytes: ByteSet::default(),
+        });
+        if cached.version != version {
+            let out = match transforms::apply(&rule.transforms, value) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(o) => Some(o.into_boxed_slice()),
+            };
+            let bytes = ByteSet::of(out.as_deref().unwrap_or(value));
+            *cached = Transformed {
+                version,
+                value: out,
+                bytes,
+            };
+        }
+        f(cached.value.as_deref().unwrap_or(value), &cached.bytes)
+    }
+
+    /// Whether any entry of `slot` may match the rule's operator, judged by its prefilter on
+    /// the longest transformed value and the union of their bytes: a `false` rules the whole
+    /// variable out without visiting its entries one by one.
+    fn slot_admits(&self, rule: &Rule, slot: usize) -> bool {
+        let entries = self.vars.get(slot);
+        let key = (slot as u64) << 32 | rule.chain_id as u64;
+        let version = self.vars.version(slot);
+        let known = self.summaries.borrow().get(&key).and_then(|s| {
+            (s.version == version && s.entries == entries.len()).then_some((s.max_len, s.bytes))
+        });
+        let (max_len, bytes) = known.unwrap_or_else(|| {
+            let mut max_len = 0;
+            let mut all = ByteSet::default();
+            for (i, (_, v)) in entries.iter().enumerate() {
+                let (len, bytes) = if rule.chain_id == 0 {
+                    (v.len(), ByteSet::of(v))
+                } else {
+                    self.with_transformed(rule, slot, i, v, |t, b| (t.len(), *b))
+                };
+                max_len = max_len.max(len);
+                all = all.union(bytes);
+            }
+            let summary = Summary {
+                version,
+                entries: entries.len(),
+                max_len,
+                bytes: all,
+            };
+            self.summaries.borrow_mut().insert(key, summary);
+            (max_len, all)
+        });
+        rule.operator.admits(max_len, &bytes)
     }
 
     /// Bookkeeping for one matching value, then the link's per-match actions.

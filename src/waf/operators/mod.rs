@@ -4,12 +4,14 @@
 mod compare;
 mod inject;
 mod pm;
+pub mod prefilter;
 mod rx;
 mod validate;
 
 use super::macros::Template;
 use std::path::Path;
 
+pub use prefilter::ByteSet;
 pub use rx::Captures;
 
 #[derive(Debug)]
@@ -67,6 +69,23 @@ impl Operator {
         match self {
             Operator::Compare(c) => c.template(),
             _ => None,
+        }
+    }
+
+    /// Whether the operator has a cheap necessary condition on a value's [`ByteSet`].
+    pub fn prefilters(&self) -> bool {
+        match self {
+            Operator::Rx(r) => r.prefilters(),
+            _ => false,
+        }
+    }
+
+    /// Whether a value of this length and bytes may match (a `false` is certain; the caller
+    /// then skips [`Self::matches`]).
+    pub fn admits(&self, len: usize, bytes: &ByteSet) -> bool {
+        match self {
+            Operator::Rx(r) => r.admits(len, bytes),
+            _ => true,
         }
     }
 

@@ -2,6 +2,7 @@
 //! at the end); a pattern it cannot compile (lookaround, backreferences) falls back to
 //! `fancy-regex` with a bounded backtracking budget.
 
+use super::prefilter::{ByteSet, Prefilter};
 use regex::bytes::{Regex, RegexBuilder};
 
 /// `TX:0`..`TX:9` of the last match.
@@ -12,7 +13,7 @@ pub struct Captures {
 
 #[derive(Debug)]
 pub enum Rx {
-    Fast(Regex),
+    Fast(Regex, Option<Prefilter>),
     Fallback(Box<fancy_regex::Regex>),
 }
 
@@ -23,22 +24,24 @@ impl Rx {
         let fast = |p: &str| {
             let bytes = short_hex_escapes(p);
             let build = |unicode: bool| {
-                RegexBuilder::new(if unicode { p } else { &bytes })
+                let p = if unicode { p } else { &bytes };
+                RegexBuilder::new(p)
                     .unicode(unicode)
                     .dot_matches_new_line(true)
                     .size_limit(256 << 20)
                     .dfa_size_limit(64 << 20)
                     .build()
+                    .map(|r| Rx::Fast(r, Prefilter::new(p, unicode)))
             };
             build(false).or_else(|_| build(true))
         };
         let fast_err = match fast(pattern) {
-            Ok(r) => return Ok(Rx::Fast(r)),
+            Ok(r) => return Ok(r),
             Err(e) => e,
         };
         let translated = from_pcre(pattern);
         if let Ok(r) = fast(&translated) {
-            return Ok(Rx::Fast(r));
+            return Ok(r);
         }
         fancy_regex::RegexBuilder::new(&format!("(?s){translated}"))
             .backtrack_limit(100_000)
@@ -47,9 +50,22 @@ impl Rx {
             .map_err(|e| format!("@rx pattern does not compile ({fast_err}; fallback: {e})"))
     }
 
+    /// Whether a value of this length and these bytes may match at all.
+    pub fn admits(&self, len: usize, bytes: &ByteSet) -> bool {
+        match self {
+            Rx::Fast(_, Some(p)) => p.admits(len, bytes),
+            _ => true,
+        }
+    }
+
+    /// Whether the pattern has a [`Prefilter`] worth a value's [`ByteSet`].
+    pub fn prefilters(&self) -> bool {
+        matches!(self, Rx::Fast(_, Some(_)))
+    }
+
     pub fn matches(&self, value: &[u8], captures: Option<&mut Captures>) -> bool {
         match self {
-            Rx::Fast(r) => match captures {
+            Rx::Fast(r, _) => match captures {
                 None => r.is_match(value),
                 // Most values do not match: only a match pays for capture groups.
                 Some(_) if !r.is_match(value) => false,
