@@ -73,6 +73,8 @@ pub struct Collections {
     /// For the keyed collections: hash of the lower-case key → index of its first entry
     /// (a colliding key probes the next hash value).
     index: Vec<Option<FastMap<u64, u32>>>,
+    /// Entries of recycled slots, their buffers kept for the next push.
+    spare: Vec<(String, Vec<u8>)>,
 }
 
 impl Default for Collections {
@@ -89,6 +91,7 @@ impl Default for Collections {
             slots: vec![Vec::new(); VARIABLES.len()],
             versions: vec![0; VARIABLES.len()],
             index,
+            spare: Vec::new(),
         }
     }
 }
@@ -181,6 +184,25 @@ impl Collections {
         if let Some(ix) = &mut self.index[slot] {
             ix.clear();
         }
+    }
+
+    /// [`Self::clear_slot`] for an unindexed slot that is refilled over and over
+    /// (`MATCHED_VARS`): its entries' buffers go to [`Self::push_recycled`].
+    pub fn recycle_slot(&mut self, slot: usize) {
+        debug_assert!(self.index[slot].is_none());
+        self.changed(slot);
+        self.spare.append(&mut self.slots[slot]);
+    }
+
+    /// Appends to an unindexed slot, reusing a recycled entry's buffers.
+    pub fn push_recycled(&mut self, slot: usize, key: &str, value: &[u8]) {
+        debug_assert!(self.index[slot].is_none());
+        let mut e = self.spare.pop().unwrap_or_default();
+        e.0.clear();
+        e.0.push_str(key);
+        e.1.clear();
+        e.1.extend_from_slice(value);
+        self.slots[slot].push(e);
     }
 
     fn set_slot(&mut self, slot: usize, name: &str, value: Vec<u8>) {

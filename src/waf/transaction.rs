@@ -23,6 +23,41 @@ struct Transformed {
 
 type TransformCache = FastMap<u64, Transformed>;
 
+/// The values a link matched, before their bookkeeping runs: names and values in one buffer
+/// reused by every rule.
+#[derive(Default)]
+struct Hits {
+    arena: Vec<u8>,
+    list: Vec<Hit>,
+}
+
+struct Hit {
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+    caps: Captures,
+}
+
+impl Hits {
+    fn clear(&mut self) {
+        self.arena.clear();
+        self.list.clear();
+    }
+
+    fn push(&mut self, name: &[&str], value: &[u8], caps: Captures) {
+        let start = self.arena.len();
+        for part in name {
+            self.arena.extend_from_slice(part.as_bytes());
+        }
+        let mid = self.arena.len();
+        self.arena.extend_from_slice(value);
+        self.list.push(Hit {
+            name: start..mid,
+            value: mid..self.arena.len(),
+            caps,
+        });
+    }
+}
+
 /// All of a variable's entries after one transformation chain, as of the slot's `version`
 /// and number of `entries`: what a prefilter needs to rule them out together.
 struct Summary {
@@ -89,6 +124,8 @@ pub struct Transaction<'r> {
     transformed: RefCell<TransformCache>,
     /// [`Summary`] by (slot, chain).
     summaries: RefCell<FastMap<u64, Summary>>,
+    /// Reused by each rule evaluation.
+    hits: Hits,
 }
 
 impl Transaction<'_> {
@@ -208,6 +245,7 @@ impl<'r> Transaction<'r> {
                 Default::default(),
             )),
             summaries: RefCell::default(),
+            hits: Hits::default(),
         }
     }
 
@@ -615,13 +653,11 @@ impl<'r> Transaction<'r> {
         }
         let arg = rule.operator.template().map(|t| self.expand(t));
         let arg = arg.as_deref().map(str::as_bytes);
-        let mut hits: Vec<(String, Vec<u8>, Captures)> = Vec::new();
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
         if rule.targets.is_empty() {
             // SecAction: an unconditional match with no variable.
-            let (hit, t, caps) = self.test(rule, None, b"", arg);
-            if hit {
-                hits.push((String::new(), t, caps));
-            }
+            self.test(rule, None, b"", arg, |v, caps| hits.push(&[], v, caps));
         }
         for t in &rule.targets {
             let entries = self.vars.get(t.slot);
@@ -642,10 +678,9 @@ impl<'r> Transaction<'r> {
                         .count(),
                 };
                 let mut digits = [0u8; 20];
-                let (hit, v, caps) = self.test(rule, None, decimal(n, &mut digits), arg);
-                if hit {
-                    hits.push((format!("&{}", t.name), v, caps));
-                }
+                self.test(rule, None, decimal(n, &mut digits), arg, |v, caps| {
+                    hits.push(&["&", t.name], v, caps)
+                });
                 continue;
             }
             let cacheable = !self.rules.volatile[t.slot];
@@ -676,20 +711,28 @@ impl<'r> Transaction<'r> {
                 if !self.selects(t, rule, chain_id, k) {
                     continue;
                 }
-                let (hit, tv, caps) = self.test(rule, cacheable.then_some((t.slot, i)), v, arg);
-                if hit {
-                    hits.push((Self::var_name(t, k), tv, caps));
-                }
+                let at = cacheable.then_some((t.slot, i));
+                self.test(rule, at, v, arg, |tv, caps| {
+                    // `MATCHED_VAR_NAME`: `ARGS:q`, a scalar by itself.
+                    if k == t.name {
+                        hits.push(&[k], tv, caps)
+                    } else {
+                        hits.push(&[t.name, ":", k], tv, caps)
+                    }
+                });
             }
         }
         self.clear_matched();
-        if hits.is_empty() {
-            return false;
-        }
-        for (name, value, caps) in hits {
+        let any = !hits.list.is_empty();
+        for hit in &mut hits.list {
+            let caps = std::mem::take(&mut hit.caps);
+            // Built from variable names and keys, both strings.
+            let name = std::str::from_utf8(&hits.arena[hit.name.clone()]).unwrap_or_default();
+            let value = &hits.arena[hit.value.clone()];
             self.record(rule, name, value, caps);
         }
-        self.next_link(rule, chain_id)
+        self.hits = hits;
+        any && self.next_link(rule, chain_id)
     }
 
     /// [`Self::evaluate`] for a link whose operator argument may read what its own matches
@@ -713,13 +756,21 @@ impl<'r> Transaction<'r> {
         }
         self.clear_matched();
         let mut any = false;
+        let mut hit = Hits::default();
         for (name, value) in values {
             let arg = rule.operator.template().map(|t| self.expand(t));
-            let (hit, transformed, caps) =
-                self.test(rule, None, &value, arg.as_deref().map(str::as_bytes));
-            if hit {
+            hit.clear();
+            self.test(
+                rule,
+                None,
+                &value,
+                arg.as_deref().map(str::as_bytes),
+                |v, caps| hit.push(&[], v, caps),
+            );
+            if let Some(h) = hit.list.pop() {
                 any = true;
-                self.record(rule, name, transformed, caps);
+                let value = &hit.arena[h.value];
+                self.record(rule, &name, value, h.caps);
             }
         }
         any && self.next_link(rule, chain_id)
@@ -737,40 +788,43 @@ impl<'r> Transaction<'r> {
     fn clear_matched(&mut self) {
         for slot in [self.hot.matched_vars, self.hot.matched_vars_names] {
             if !self.vars.get(slot).is_empty() {
-                self.vars.clear_slot(slot);
+                self.vars.recycle_slot(slot);
             }
         }
     }
 
-    /// Runs the transformations and the operator on one value: (matched, transformed,
-    /// captures). `at` (slot, entry) names a value that stays put for the phase, whose
-    /// transformed form is cached for every rule with the same chain.
+    /// Runs the transformations and the operator on one value; on a match, `hit` gets the
+    /// transformed value and the captures. `at` (slot, entry) names a value that stays put for
+    /// the phase, whose transformed form is cached for every rule with the same chain.
     fn test(
         &self,
         rule: &Rule,
         at: Option<(usize, usize)>,
         value: &[u8],
         arg: Option<&[u8]>,
-    ) -> (bool, Vec<u8>, Captures) {
+        hit: impl FnOnce(&[u8], Captures),
+    ) {
         let mut caps = Captures::default();
         if rule.actions.multi_match {
-            let (hit, t) = self.multi_match(rule, value, arg, &mut caps);
-            return (hit, t, caps);
+            if let Some(t) = self.multi_match(rule, value, arg, &mut caps) {
+                hit(&t, caps);
+            }
+            return;
         }
-        let mut check = |t: &[u8], bytes: Option<&ByteSet>| {
+        let check = |t: &[u8], bytes: Option<&ByteSet>| {
             let want = rule.actions.capture.then_some(&mut caps);
             let op = &rule.operator;
             let admitted = !op.prefilters() || op.admits(t.len(), bytes.unwrap_or(&ByteSet::of(t)));
-            let hit = (admitted && op.matches(t, arg, want)) != rule.negated;
-            (hit, if hit { t.to_vec() } else { Vec::new() })
+            if (admitted && op.matches(t, arg, want)) != rule.negated {
+                hit(t, caps);
+            }
         };
-        let (hit, t) = match at {
+        match at {
             Some((slot, i)) if rule.chain_id != 0 => {
                 self.with_transformed(rule, slot, i, value, |t, bytes| check(t, Some(bytes)))
             }
             _ => check(&transforms::apply(&rule.transforms, value), None),
-        };
-        (hit, t, caps)
+        }
     }
 
     /// Calls `f` with entry `i` of `slot` (whose value is `value`) after the rule's
@@ -844,7 +898,7 @@ impl<'r> Transaction<'r> {
     }
 
     /// Bookkeeping for one matching value, then the link's per-match actions.
-    fn record(&mut self, rule: &'r Rule, name: String, transformed: Vec<u8>, caps: Captures) {
+    fn record(&mut self, rule: &'r Rule, name: &str, transformed: &[u8], caps: Captures) {
         if rule.actions.capture {
             const GROUP: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
             for (i, g) in caps.groups.into_iter().enumerate() {
@@ -857,14 +911,10 @@ impl<'r> Transaction<'r> {
         }
         let h = self.hot;
         let v = &mut self.vars;
-        v.set_slot_bytes(h.matched_var, "MATCHED_VAR", &transformed);
+        v.set_slot_bytes(h.matched_var, "MATCHED_VAR", transformed);
         v.set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
-        v.add_slot(
-            h.matched_vars_names,
-            name.clone(),
-            name.clone().into_bytes(),
-        );
-        v.add_slot(h.matched_vars, name, transformed);
+        v.push_recycled(h.matched_vars_names, name, name.as_bytes());
+        v.push_recycled(h.matched_vars, name, transformed);
         // As ModSecurity v2 does: setvar and ctl run for every value that matches, with that
         // value's captures (920450 records each restricted header so).
         self.link_actions(rule);
@@ -907,13 +957,13 @@ impl<'r> Transaction<'r> {
         value: &[u8],
         arg: Option<&[u8]>,
         caps: &mut Captures,
-    ) -> (bool, Vec<u8>) {
+    ) -> Option<Vec<u8>> {
         let check = |v: &[u8], caps: &mut Captures| {
             let want = rule.actions.capture.then_some(caps);
             rule.operator.matches(v, arg, want) != rule.negated
         };
         if check(value, caps) {
-            return (true, value.to_vec());
+            return Some(value.to_vec());
         }
         let mut current = Cow::Borrowed(value);
         for t in &rule.transforms {
@@ -924,11 +974,11 @@ impl<'r> Transaction<'r> {
             if let Some(next) = changed {
                 current = Cow::Owned(next);
                 if check(&current, caps) {
-                    return (true, current.into_owned());
+                    return Some(current.into_owned());
                 }
             }
         }
-        (false, Vec::new())
+        None
     }
 
     fn log_match(&mut self, rule: &Rule, phase: u8) {

@@ -1,16 +1,19 @@
 //! `@detectSQLi` / `@detectXSS` with libinjection (the pure-Rust `libinjectionrs`).
 
 use super::Captures;
+use libinjectionrs::{SqliFlags, SqliState};
 
 pub fn sqli(value: &[u8], captures: Option<&mut Captures>) -> bool {
-    let result = libinjectionrs::detect_sqli(value);
-    if result.is_injection() {
-        if let (Some(c), Some(fp)) = (captures, result.fingerprint) {
-            c.groups = vec![fp.as_str().as_bytes().to_vec()];
-        }
-        return true;
+    // `detect_sqli` fingerprints the input once more after deciding, for its result: only a
+    // match needs that fingerprint.
+    let mut state = SqliState::new(value, SqliFlags::FLAG_NONE);
+    if !state.detect() {
+        return false;
     }
-    false
+    if let Some(c) = captures {
+        c.groups = vec![state.get_fingerprint().as_str().as_bytes().to_vec()];
+    }
+    true
 }
 
 pub fn xss(value: &[u8]) -> bool {
