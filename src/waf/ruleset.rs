@@ -348,7 +348,7 @@ fn intern(chains: &mut Vec<Vec<usize>>, transforms: &[Transform]) -> u32 {
     if transforms.is_empty() {
         return 0;
     }
-    let key: Vec<usize> = transforms.iter().map(|t| *t as usize).collect();
+    let key: Vec<usize> = transforms.iter().map(Transform::id).collect();
     let id = match chains.iter().position(|c| *c == key) {
         Some(i) => i,
         None => {

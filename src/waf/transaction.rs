@@ -5,7 +5,7 @@ use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::bodies;
 use super::collections::{slot, Collections, FastMap, Found};
 use super::macros::{Part, Template};
-use super::operators::{ByteSet, Captures};
+use super::operators::{atoi, ByteSet, Captures};
 use super::rule::{KeySel, Rule, Target};
 use super::ruleset::{Item, RuleSet};
 use super::seclang::EngineMode;
@@ -200,22 +200,6 @@ fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
         if n == 0 {
             return &buf[at..];
         }
-    }
-}
-
-fn atoi(s: &[u8]) -> i64 {
-    let s = std::str::from_utf8(s).unwrap_or("").trim();
-    let (neg, d) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let n = d.bytes().take_while(u8::is_ascii_digit).fold(0i64, |a, c| {
-        a.saturating_mul(10).saturating_add((c - b'0') as i64)
-    });
-    if neg {
-        -n
-    } else {
-        n
     }
 }
 
@@ -864,20 +848,36 @@ impl<'r> Transaction<'r> {
     }
 
     /// Whether any entry of `slot` may match the rule's operator, judged by its prefilter on
-    /// the longest transformed value and the union of their bytes: a `false` rules the whole
-    /// variable out without visiting its entries one by one.
+    /// the longest value and the union of their bytes: a `false` rules the whole variable out
+    /// without visiting its entries one by one. First on the raw values through the chain's
+    /// bound (no transformation runs), then on the transformed values.
     fn slot_admits(&self, rule: &Rule, slot: usize) -> bool {
+        let (len, bytes) = self.summary(rule, slot, 0);
+        let (bytes, len) = transforms::bound(&rule.transforms, bytes, len);
+        if !rule.operator.admits(len, &bytes) {
+            return false;
+        }
+        if rule.chain_id == 0 {
+            return true;
+        }
+        let (len, bytes) = self.summary(rule, slot, rule.chain_id);
+        rule.operator.admits(len, &bytes)
+    }
+
+    /// The longest of `slot`'s values after chain `chain` (the rule's, or 0 for none) and the
+    /// union of their bytes, cached until the slot changes.
+    fn summary(&self, rule: &Rule, slot: usize, chain: u32) -> (usize, ByteSet) {
         let entries = self.vars.get(slot);
-        let key = (slot as u64) << 32 | rule.chain_id as u64;
+        let key = (slot as u64) << 32 | chain as u64;
         let version = self.vars.version(slot);
         let known = self.summaries.borrow().get(&key).and_then(|s| {
             (s.version == version && s.entries == entries.len()).then_some((s.max_len, s.bytes))
         });
-        let (max_len, bytes) = known.unwrap_or_else(|| {
+        known.unwrap_or_else(|| {
             let mut max_len = 0;
             let mut all = ByteSet::default();
             for (i, (_, v)) in entries.iter().enumerate() {
-                let (len, bytes) = if rule.chain_id == 0 {
+                let (len, bytes) = if chain == 0 {
                     (v.len(), ByteSet::of(v))
                 } else {
                     self.with_transformed(rule, slot, i, v, |t, b| (t.len(), *b))
@@ -893,8 +893,7 @@ impl<'r> Transaction<'r> {
             };
             self.summaries.borrow_mut().insert(key, summary);
             (max_len, all)
-        });
-        rule.operator.admits(max_len, &bytes)
+        })
     }
 
     /// Bookkeeping for one matching value, then the link's per-match actions.
@@ -967,7 +966,7 @@ impl<'r> Transaction<'r> {
         }
         let mut current = Cow::Borrowed(value);
         for t in &rule.transforms {
-            let changed = match t(&current) {
+            let changed = match t.run(&current) {
                 Cow::Owned(next) if next != *current => Some(next),
                 _ => None,
             };

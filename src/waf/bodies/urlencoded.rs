@@ -14,8 +14,8 @@ pub fn parse(input: &[u8]) -> Vec<(String, Vec<u8>)> {
                 None => (pair, &b""[..]),
             };
             (
-                String::from_utf8_lossy(&decode(k)).into_owned(),
-                decode(v).into_owned(),
+                String::from_utf8_lossy(&decode.run(k)).into_owned(),
+                decode.run(v).into_owned(),
             )
         })
         .collect()

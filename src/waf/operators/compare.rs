@@ -25,16 +25,16 @@ pub struct Compare {
 }
 
 /// ModSecurity reads numbers like `atoi`: leading digits (with a sign), else 0.
-fn atoi(s: &[u8]) -> i64 {
-    let s = std::str::from_utf8(s).unwrap_or("").trim_start();
-    let (neg, digits) = match s.as_bytes().first() {
+pub fn atoi(s: &[u8]) -> i64 {
+    let s = s.trim_ascii_start();
+    let (neg, digits) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
     let n: i64 = digits
-        .bytes()
-        .take_while(u8::is_ascii_digit)
+        .iter()
+        .take_while(|d| d.is_ascii_digit())
         .fold(0i64, |acc, d| {
             acc.saturating_mul(10).saturating_add((d - b'0') as i64)
         });
@@ -46,10 +46,7 @@ fn atoi(s: &[u8]) -> i64 {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 impl Compare {

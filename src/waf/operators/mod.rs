@@ -11,6 +11,7 @@ mod validate;
 use super::macros::Template;
 use std::path::Path;
 
+pub use compare::atoi;
 pub use prefilter::ByteSet;
 pub use rx::Captures;
 

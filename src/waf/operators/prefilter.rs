@@ -11,6 +11,8 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 pub struct ByteSet([u64; 4]);
 
 impl ByteSet {
+    pub const ALL: ByteSet = ByteSet([u64::MAX; 4]);
+
     pub fn of(value: &[u8]) -> ByteSet {
         let mut s = ByteSet::default();
         for &b in value {
@@ -37,8 +39,32 @@ impl ByteSet {
         (0..4).any(|i| self.0[i] & o.0[i] != 0)
     }
 
-    fn contains(&self, b: u8) -> bool {
+    pub fn contains(&self, b: u8) -> bool {
         self.0[(b >> 6) as usize] & (1 << (b & 63)) != 0
+    }
+
+    pub fn with(mut self, b: u8) -> ByteSet {
+        self.insert(b);
+        self
+    }
+
+    /// `A`-`Z` (bits 1-26 of the second word) as `a`-`z` (bits 33-58).
+    const UPPER: u64 = ((1 << 26) - 1) << 1;
+
+    pub fn to_lowercase(self) -> ByteSet {
+        let mut w = self.0;
+        w[1] = (w[1] & !Self::UPPER) | (w[1] & Self::UPPER) << 32;
+        ByteSet(w)
+    }
+
+    pub fn to_uppercase(self) -> ByteSet {
+        let mut w = self.0;
+        w[1] = (w[1] & !(Self::UPPER << 32)) | (w[1] & Self::UPPER << 32) >> 32;
+        ByteSet(w)
+    }
+
+    pub fn has_non_ascii(&self) -> bool {
+        self.0[2] | self.0[3] != 0
     }
 
     /// How often a value can be expected to hold one of these bytes: letters and digits are
@@ -184,6 +210,22 @@ mod tests {
         // An alternation needs one byte from any of its branches.
         assert!(!admits("(?:<|\\(|;)x", "abc x"));
         assert!(admits("(?:<|\\(|;)x", "a;x"));
+    }
+
+    #[test]
+    fn case_maps_match_ascii_case() {
+        let all = (0..=255u8).collect::<Vec<_>>();
+        let lower = all.iter().map(u8::to_ascii_lowercase).collect::<Vec<_>>();
+        let upper = all.iter().map(u8::to_ascii_uppercase).collect::<Vec<_>>();
+        for probe in [&b"Hello, World! az AZ @[`{"[..], &all] {
+            let set = ByteSet::of(probe);
+            let low = probe.iter().map(u8::to_ascii_lowercase).collect::<Vec<_>>();
+            let up = probe.iter().map(u8::to_ascii_uppercase).collect::<Vec<_>>();
+            assert_eq!(set.to_lowercase(), ByteSet::of(&low));
+            assert_eq!(set.to_uppercase(), ByteSet::of(&up));
+        }
+        assert_eq!(ByteSet::of(&all).to_lowercase(), ByteSet::of(&lower));
+        assert_eq!(ByteSet::of(&all).to_uppercase(), ByteSet::of(&upper));
     }
 
     #[test]
