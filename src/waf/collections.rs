@@ -83,12 +83,14 @@ impl Default for Collections {
         for name in KEYED {
             index[slot(name)] = Some(FastMap::default());
         }
-        // The CRS keeps about a hundred TX variables: room for them from the start.
+        // The CRS keeps over a hundred TX variables: room for them from the start.
         if let Some(tx) = &mut index[slot("TX")] {
             tx.reserve(256);
         }
+        let mut slots = vec![Vec::new(); VARIABLES.len()];
+        slots[slot("TX")].reserve(256);
         Collections {
-            slots: vec![Vec::new(); VARIABLES.len()],
+            slots,
             versions: vec![0; VARIABLES.len()],
             index,
             spare: Vec::new(),

@@ -669,12 +669,11 @@ impl<'r> Transaction<'r> {
             }
             let cacheable = !self.rules.volatile[t.slot];
             // Several entries a prefilter may rule out at once (a negated operator's misses
-            // are hits; multiMatch also tests the untransformed steps).
+            // are hits).
             if cacheable
                 && entries.len() > 1
                 && !matches!(t.selector, Some(KeySel::Key(_)))
                 && !rule.negated
-                && !rule.actions.multi_match
                 && rule.operator.prefilters()
                 && !self.slot_admits(rule, t.slot)
             {
@@ -853,6 +852,14 @@ impl<'r> Transaction<'r> {
     /// bound (no transformation runs), then on the transformed values.
     fn slot_admits(&self, rule: &Rule, slot: usize) -> bool {
         let (len, bytes) = self.summary(rule, slot, 0);
+        if rule.actions.multi_match {
+            // The operator sees the value before the chain and after each step.
+            let chain = &rule.transforms;
+            return (0..=chain.len()).any(|k| {
+                let (bytes, len) = transforms::bound(&chain[..k], bytes, len);
+                rule.operator.admits(len, &bytes)
+            });
+        }
         let (bytes, len) = transforms::bound(&rule.transforms, bytes, len);
         if !rule.operator.admits(len, &bytes) {
             return false;
@@ -957,9 +964,11 @@ impl<'r> Transaction<'r> {
         arg: Option<&[u8]>,
         caps: &mut Captures,
     ) -> Option<Vec<u8>> {
+        let op = &rule.operator;
         let check = |v: &[u8], caps: &mut Captures| {
             let want = rule.actions.capture.then_some(caps);
-            rule.operator.matches(v, arg, want) != rule.negated
+            let admitted = !op.prefilters() || op.admits(v.len(), &ByteSet::of(v));
+            (admitted && op.matches(v, arg, want)) != rule.negated
         };
         if check(value, caps) {
             return Some(value.to_vec());

@@ -77,6 +77,7 @@ impl Operator {
     pub fn prefilters(&self) -> bool {
         match self {
             Operator::Rx(r) => r.prefilters(),
+            Operator::Pm(p) => p.prefilter.is_some(),
             _ => false,
         }
     }
@@ -86,6 +87,7 @@ impl Operator {
     pub fn admits(&self, len: usize, bytes: &ByteSet) -> bool {
         match self {
             Operator::Rx(r) => r.admits(len, bytes),
+            Operator::Pm(p) => p.prefilter.as_ref().is_none_or(|f| f.admits(len, bytes)),
             _ => true,
         }
     }

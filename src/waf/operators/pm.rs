@@ -1,5 +1,6 @@
 //! `@pm` / `@pmFromFile`: case-insensitive multi-pattern search with Aho-Corasick.
 
+use super::prefilter::Prefilter;
 use super::Captures;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::path::Path;
 #[derive(Debug)]
 pub struct Pm {
     ac: AhoCorasick,
+    pub prefilter: Option<Prefilter>,
 }
 
 impl Pm {
@@ -20,7 +22,10 @@ impl Pm {
             .match_kind(MatchKind::LeftmostFirst)
             .build(&phrases)
             .map_err(|e| format!("@pm: {e}"))?;
-        Ok(Pm { ac })
+        Ok(Pm {
+            ac,
+            prefilter: Prefilter::for_phrases(&phrases),
+        })
     }
 
     /// Phrases from files (one per line, `#` comments), relative to the rule file.

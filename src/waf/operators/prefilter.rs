@@ -67,13 +67,19 @@ impl ByteSet {
         self.0[2] | self.0[3] != 0
     }
 
-    /// How often a value can be expected to hold one of these bytes: letters and digits are
-    /// everywhere, some punctuation is common, the rest (quotes, brackets, `<`, `;`) rare.
+    /// How often a value can be expected to hold one of these bytes: letters (by their
+    /// frequency in English) and digits are everywhere, some punctuation is common, the rest
+    /// (quotes, brackets, `<`, `;`) rare.
     fn commonness(&self) -> u32 {
         (0..=255u8)
             .filter(|b| self.contains(*b))
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => 16,
+            .map(|b| match b.to_ascii_lowercase() {
+                b'e' | b't' | b'a' | b'o' | b'i' | b'n' => 16,
+                b's' | b'h' | b'r' | b'd' | b'l' | b'c' | b'u' => 12,
+                b'm' | b'w' | b'f' | b'g' | b'y' | b'p' => 8,
+                b'b' | b'v' | b'k' => 4,
+                b'j' | b'x' | b'q' | b'z' => 2,
+                b'0'..=b'9' => 10,
                 b' ' | b'.' | b'-' | b'_' | b'/' | b',' | b'=' | b'+' | b'&' | b'%' | b':' => 6,
                 _ => 1,
             })
@@ -109,6 +115,35 @@ impl Prefilter {
         // A set that nearly any value meets only costs time.
         needs.retain(|s| s.commonness() < 400);
         needs.truncate(MAX_SETS);
+        (min_len > 1 || !needs.is_empty()).then_some(Prefilter { min_len, needs })
+    }
+
+    /// The prefilter of a case-insensitive phrase list (`@pm`): no shorter than the shortest
+    /// phrase, and for the k-th set each phrase's k-th rarest byte, in either case.
+    pub fn for_phrases(phrases: &[&str]) -> Option<Prefilter> {
+        let min_len = phrases.iter().map(|p| p.len()).min().unwrap_or(0);
+        let mut needs = vec![ByteSet::default(); MAX_SETS];
+        for p in phrases {
+            let mut bytes: Vec<ByteSet> = p
+                .bytes()
+                .map(|b| {
+                    ByteSet::default()
+                        .with(b.to_ascii_lowercase())
+                        .with(b.to_ascii_uppercase())
+                })
+                .collect();
+            bytes.sort_by_key(ByteSet::commonness);
+            bytes.dedup();
+            for (k, need) in needs.iter_mut().enumerate() {
+                // A phrase with fewer distinct bytes repeats its last: still one it holds.
+                if let Some(b) = bytes.get(k).or(bytes.last()) {
+                    *need = need.union(*b);
+                }
+            }
+        }
+        needs.sort_by_key(ByteSet::commonness);
+        needs.dedup();
+        needs.retain(|s| s.commonness() < 400);
         (min_len > 1 || !needs.is_empty()).then_some(Prefilter { min_len, needs })
     }
 
@@ -226,6 +261,16 @@ mod tests {
         }
         assert_eq!(ByteSet::of(&all).to_lowercase(), ByteSet::of(&lower));
         assert_eq!(ByteSet::of(&all).to_uppercase(), ByteSet::of(&upper));
+    }
+
+    #[test]
+    fn phrase_lists_rule_out_values_without_any_phrase_s_rare_bytes() {
+        let pf = Prefilter::for_phrases(&["etc/passwd", ".htaccess", "boot.ini"]).unwrap();
+        let admits = |v: &str| pf.admits(v.len(), &ByteSet::of(v.as_bytes()));
+        assert!(!admits("blue widget"));
+        assert!(admits("/ETC/PASSWD"));
+        assert!(admits("x/.HTAccess"));
+        assert!(!admits("abc"));
     }
 
     #[test]

@@ -67,6 +67,15 @@ impl Rx {
         match self {
             Rx::Fast(r, _) => match captures {
                 None => r.is_match(value),
+                // Without groups of its own, the match is all there is to capture (`find`
+                // costs far less than `captures`).
+                Some(out) if r.captures_len() == 1 => match r.find(value) {
+                    Some(m) => {
+                        out.groups = vec![m.as_bytes().to_vec()];
+                        true
+                    }
+                    None => false,
+                },
                 // Most values do not match: only a match pays for capture groups.
                 Some(_) if !r.is_match(value) => false,
                 Some(out) => match r.captures(value) {
@@ -226,6 +235,12 @@ mod tests {
             c.groups,
             [b"12-34".to_vec(), b"12".to_vec(), b"34".to_vec()]
         );
+        // No groups of its own: the match alone.
+        assert!(Rx::new(r"\d+-\d+")
+            .unwrap()
+            .matches(b"x 12-34 y", Some(&mut c)));
+        assert_eq!(c.groups, [b"12-34".to_vec()]);
+        assert!(!Rx::new(r"\d-").unwrap().matches(b"x", Some(&mut c)));
         assert!(Rx::new("(").is_err());
         // Bytes, not code points: the UTF-8 of U+2018 is e2 80 98.
         let q = Rx::new(r"\x{e2}\x80[\x98\x99]").unwrap();
