@@ -98,6 +98,13 @@ impl Default for Collections {
     }
 }
 
+enum Located {
+    At(usize),
+    /// Not there; the free hash for it in the index.
+    Free(u64),
+    Unindexed,
+}
+
 /// Where a key's entry is, when the slot can say without a scan.
 pub enum Found {
     At(Option<usize>),
@@ -125,16 +132,25 @@ impl Collections {
 
     /// The entry for `key` (case-insensitive) in an indexed slot.
     pub fn find(&self, slot: usize, key: &str) -> Found {
+        match self.locate(slot, key) {
+            Located::At(i) => Found::At(Some(i)),
+            Located::Free(_) => Found::At(None),
+            Located::Unindexed => Found::Scan,
+        }
+    }
+
+    /// Where `key` is in an indexed slot, or the hash it would be indexed under.
+    fn locate(&self, slot: usize, key: &str) -> Located {
         let Some(ix) = &self.index[slot] else {
-            return Found::Scan;
+            return Located::Unindexed;
         };
         let entries = &self.slots[slot];
         let mut h = key_hash(key);
         loop {
             match ix.get(&h) {
-                None => return Found::At(None),
+                None => return Located::Free(h),
                 Some(&i) if entries[i as usize].0.eq_ignore_ascii_case(key) => {
-                    return Found::At(Some(i as usize))
+                    return Located::At(i as usize)
                 }
                 Some(_) => h = h.wrapping_add(1),
             }
@@ -250,18 +266,44 @@ impl Collections {
 
     /// Sets `key` in a keyed collection (TX and the like), replacing an existing value.
     pub fn put(&mut self, slot: usize, key: &str, value: Vec<u8>) {
-        let at = match self.find(slot, key) {
-            Found::At(i) => i,
-            Found::Scan => self.slots[slot]
+        self.put_with(slot, key, value, |old, new| *old = new);
+    }
+
+    /// [`Self::put`] from a slice, reusing an existing entry's buffer.
+    pub fn put_bytes(&mut self, slot: usize, key: &str, value: &[u8]) {
+        self.put_with(slot, key, value, |old, new| {
+            old.clear();
+            old.extend_from_slice(new);
+        });
+    }
+
+    fn put_with<V: Into<Vec<u8>>>(
+        &mut self,
+        slot: usize,
+        key: &str,
+        value: V,
+        replace: impl FnOnce(&mut Vec<u8>, V),
+    ) {
+        let at = match self.locate(slot, key) {
+            Located::At(i) => Some(i),
+            Located::Free(h) => {
+                let entries = &mut self.slots[slot];
+                entries.push((key.to_ascii_lowercase(), value.into()));
+                if let Some(ix) = &mut self.index[slot] {
+                    ix.insert(h, entries.len() as u32 - 1);
+                }
+                return;
+            }
+            Located::Unindexed => self.slots[slot]
                 .iter()
                 .position(|(k, _)| k.eq_ignore_ascii_case(key)),
         };
         match at {
             Some(i) => {
                 self.changed(slot);
-                self.slots[slot][i].1 = value;
+                replace(&mut self.slots[slot][i].1, value);
             }
-            None => self.add_slot(slot, key.to_ascii_lowercase(), value),
+            None => self.add_slot(slot, key.to_ascii_lowercase(), value.into()),
         }
     }
 

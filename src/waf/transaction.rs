@@ -172,6 +172,18 @@ impl Transaction<'_> {
     }
 }
 
+/// `n` in decimal, with a `-` when negative.
+fn signed_decimal(n: i64, buf: &mut [u8; 21]) -> &[u8] {
+    let mut digits = [0u8; 20];
+    let abs = decimal(n.unsigned_abs() as usize, &mut digits);
+    let start = 21 - abs.len() - (n < 0) as usize;
+    buf[21 - abs.len()..].copy_from_slice(abs);
+    if n < 0 {
+        buf[start] = b'-';
+    }
+    &buf[start..]
+}
+
 /// `%hh` escapes decoded; everything else (including `+`) kept.
 fn percent_decode(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
@@ -935,18 +947,20 @@ impl<'r> Transaction<'r> {
             match sv.op {
                 SetVarOp::Delete => self.vars.remove(slot, &key),
                 SetVarOp::Set => {
-                    let val = self.expand(&sv.value).into_owned();
-                    self.vars.put(slot, &key, val.into_bytes());
+                    let val = self.expand(&sv.value);
+                    self.vars.put_bytes(slot, &key, val.as_bytes());
                 }
                 SetVarOp::Add | SetVarOp::Sub => {
                     let cur = self.vars.value(slot, Some(&key)).map(atoi).unwrap_or(0);
                     let delta = atoi(self.expand(&sv.value).as_bytes());
                     let next = if sv.op == SetVarOp::Add {
-                        cur + delta
+                        cur.saturating_add(delta)
                     } else {
-                        cur - delta
+                        cur.saturating_sub(delta)
                     };
-                    self.vars.put(slot, &key, next.to_string().into_bytes());
+                    let mut digits = [0u8; 21];
+                    self.vars
+                        .put_bytes(slot, &key, signed_decimal(next, &mut digits));
                 }
             }
         }
@@ -1017,6 +1031,19 @@ impl<'r> Transaction<'r> {
             Ctl::RequestBodyProcessor(p) => self.body_processor = Some(p.clone()),
             Ctl::ForceRequestBodyVariable => self.force_body_variable = true,
             Ctl::RequestBodyAccess(_) | Ctl::NoEffect => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_written_by_setvar() {
+        let mut buf = [0u8; 21];
+        for n in [0, 7, -7, 1234, -1000, i64::MAX, i64::MIN] {
+            assert_eq!(signed_decimal(n, &mut buf), n.to_string().as_bytes());
         }
     }
 }
