@@ -117,6 +117,9 @@ pub struct Rule {
     /// `setvar`, `MATCHED_*`): its values are then tested one by one, each after the
     /// previous match's actions, as ModSecurity does.
     pub in_turn: bool,
+    /// Whether the link reads `MATCHED_VARS` or `MATCHED_VARS_NAMES` (a target or a macro):
+    /// the transaction keeps those variables up to date only for such links.
+    pub reads_matched_vars: bool,
     /// Where `skipAfter` lands in this rule's phase, resolved when the set is built.
     pub skip_to: Option<usize>,
     pub chained: Option<Box<Rule>>,
@@ -160,9 +163,24 @@ impl Rule {
         let in_turn = compiled
             .template()
             .is_some_and(|t| reads_own_writes(t, &actions));
+        let lists = |name: &str| name == "MATCHED_VARS" || name == "MATCHED_VARS_NAMES";
+        let reads_matched_vars = targets.iter().any(|t| lists(t.name)) || {
+            let mut templates = compiled
+                .template()
+                .into_iter()
+                .chain(actions.msg.as_ref())
+                .chain(actions.logdata.as_ref())
+                .chain(actions.setvars.iter().flat_map(|sv| [&sv.key, &sv.value]));
+            templates.any(|t| {
+                t.parts()
+                    .iter()
+                    .any(|p| matches!(p, Part::Var { collection, .. } if lists(collection)))
+            })
+        };
         Ok(Rule {
             operator: compiled,
             in_turn,
+            reads_matched_vars,
             negated: operator.negated,
             targets,
             exclusions,

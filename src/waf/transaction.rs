@@ -126,6 +126,10 @@ pub struct Transaction<'r> {
     summaries: RefCell<FastMap<u64, Summary>>,
     /// Reused by each rule evaluation.
     hits: Hits,
+    /// The current link's matches so far: `MATCHED_VARS(_NAMES)`, copied into those
+    /// variables only for a link that reads them ([`Self::sync_matched_vars`]).
+    matched_vars: Hits,
+    matched_vars_synced: bool,
 }
 
 impl Transaction<'_> {
@@ -242,6 +246,8 @@ impl<'r> Transaction<'r> {
             )),
             summaries: RefCell::default(),
             hits: Hits::default(),
+            matched_vars: Hits::default(),
+            matched_vars_synced: true,
         }
     }
 
@@ -577,6 +583,9 @@ impl<'r> Transaction<'r> {
             self.current_rule = Some(rule);
             let matched = self.evaluate(rule, rule.actions.id);
             if matched {
+                if rule.reads_matched_vars {
+                    self.sync_matched_vars();
+                }
                 self.log_match(rule, phase);
             }
             self.current_rule = None;
@@ -644,6 +653,9 @@ impl<'r> Transaction<'r> {
     /// as long as the operator's argument does not read what the link itself writes
     /// ([`Rule::in_turn`] says when it may).
     fn evaluate(&mut self, rule: &'r Rule, chain_id: u64) -> bool {
+        if rule.reads_matched_vars {
+            self.sync_matched_vars();
+        }
         if rule.in_turn {
             return self.evaluate_in_turn(rule, chain_id);
         }
@@ -781,11 +793,30 @@ impl<'r> Transaction<'r> {
     }
 
     fn clear_matched(&mut self) {
-        for slot in [self.hot.matched_vars, self.hot.matched_vars_names] {
+        self.matched_vars.clear();
+        self.matched_vars_synced = false;
+    }
+
+    /// Brings `MATCHED_VARS` and `MATCHED_VARS_NAMES` up to the current link's matches.
+    fn sync_matched_vars(&mut self) {
+        if self.matched_vars_synced {
+            return;
+        }
+        let h = self.hot;
+        for slot in [h.matched_vars, h.matched_vars_names] {
             if !self.vars.get(slot).is_empty() {
                 self.vars.recycle_slot(slot);
             }
         }
+        let m = &self.matched_vars;
+        for hit in &m.list {
+            let name = std::str::from_utf8(&m.arena[hit.name.clone()]).unwrap_or_default();
+            let value = &m.arena[hit.value.clone()];
+            self.vars
+                .push_recycled(h.matched_vars_names, name, name.as_bytes());
+            self.vars.push_recycled(h.matched_vars, name, value);
+        }
+        self.matched_vars_synced = true;
     }
 
     /// Runs the transformations and the operator on one value; on a match, `hit` gets the
@@ -931,8 +962,12 @@ impl<'r> Transaction<'r> {
         let v = &mut self.vars;
         v.set_slot_bytes(h.matched_var, "MATCHED_VAR", transformed);
         v.set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
-        v.push_recycled(h.matched_vars_names, name, name.as_bytes());
-        v.push_recycled(h.matched_vars, name, transformed);
+        self.matched_vars
+            .push(&[name], transformed, Captures::default());
+        self.matched_vars_synced = false;
+        if rule.reads_matched_vars {
+            self.sync_matched_vars();
+        }
         // As ModSecurity v2 does: setvar and ctl run for every value that matches, with that
         // value's captures (920450 records each restricted header so).
         self.link_actions(rule);
@@ -1038,6 +1073,66 @@ impl<'r> Transaction<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::waf::seclang;
+
+    fn rules(text: &str) -> RuleSet {
+        RuleSet::build(&seclang::parse(text, "test.conf").unwrap()).unwrap()
+    }
+
+    fn get(uri: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            uri: uri.into(),
+            protocol: "HTTP/1.1".into(),
+            headers: vec![("Host".into(), b"a.example".to_vec())],
+            ..Request::default()
+        }
+    }
+
+    fn run(rules: &RuleSet, uri: &str) -> Vec<u64> {
+        let mut tx = Transaction::new(rules);
+        tx.process_request_headers(&get(uri));
+        tx.process_request_body(b"");
+        tx.matched_ids()
+    }
+
+    #[test]
+    fn a_chain_reads_the_matched_values_of_the_link_before() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRule ARGS "@rx ^\d+$" "id:1,phase:2,pass,log,chain"
+    SecRule MATCHED_VARS_NAMES "@streq ARGS:b" "setvar:'tx.seen=%{MATCHED_VAR}'"
+SecRule TX:seen "@streq ARGS:b" "id:2,phase:2,pass,log"
+SecRule ARGS "@rx x" "id:3,phase:2,pass,log,chain"
+    SecRule MATCHED_VARS "@streq 9" "t:none"
+"#,
+        );
+        // Both numeric args matched the first link; the chain sees both names.
+        assert_eq!(run(&set, "/?a=1&b=2"), [1, 2]);
+        assert_eq!(run(&set, "/?a=1&c=2"), Vec::<u64>::new());
+        // MATCHED_VARS of rule 3's first link hold only its own match (`x9`), not rule 1's.
+        assert_eq!(run(&set, "/?a=x9&b=9"), [1, 2]);
+    }
+
+    #[test]
+    fn prefiltered_rules_still_see_what_transformations_reveal() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRule ARGS "@rx <script" "id:10,phase:2,pass,log,t:none,t:urlDecodeUni,t:lowercase"
+SecRule ARGS "@pm /etc/passwd" "id:11,phase:2,pass,log,t:none,t:htmlEntityDecode"
+SecRule ARGS "@rx <script" "id:12,phase:2,pass,log,t:none,t:urlDecodeUni,multiMatch"
+"#,
+        );
+        assert_eq!(run(&set, "/?q=plain&r=text"), Vec::<u64>::new());
+        // `%3C` only becomes `<` after decoding; `&#47;` only becomes `/`.
+        assert_eq!(run(&set, "/?q=plain&r=%253Cscript"), [10, 12]);
+        assert_eq!(
+            run(&set, "/?q=plain&r=%26%2347%3Betc%26%2347%3Bpasswd"),
+            [11]
+        );
+    }
 
     #[test]
     fn numbers_written_by_setvar() {
