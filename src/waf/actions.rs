@@ -30,6 +30,8 @@ pub struct SetVar {
     /// The collection's variable slot, resolved at load.
     pub slot: Option<usize>,
     pub key: Template,
+    /// A literal key's [`key_hash`](super::collections::key_hash).
+    pub key_hash: Option<u64>,
     pub op: SetVarOp,
     pub value: Template,
 }
@@ -144,10 +146,12 @@ fn setvar(value: &str) -> Result<SetVar, String> {
     let (collection, key) = target
         .split_once('.')
         .ok_or_else(|| format!("setvar:{value}: expected COLLECTION.key"))?;
+    let key = Template::parse(&key.to_ascii_lowercase());
     Ok(SetVar {
         slot: super::macros::slot_of(collection),
         collection: collection.to_ascii_uppercase(),
-        key: Template::parse(&key.to_ascii_lowercase()),
+        key_hash: key.literal().map(super::collections::key_hash),
+        key,
         op,
         value: Template::parse(val),
     })

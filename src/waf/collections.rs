@@ -51,17 +51,36 @@ impl Hasher for Mix {
 
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Mix>>;
 
-/// The hash of a key, lower-cased on the fly.
-fn key_hash(key: &str) -> u64 {
+/// The hash of a key, lower-cased on the fly, eight bytes at a time.
+pub fn key_hash(key: &str) -> u64 {
     let mut h = Mix::default();
-    for chunk in key.as_bytes().chunks(8) {
+    let mut chunks = key.as_bytes().chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        h.write_u64(h.0 ^ lower_word(word));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
         let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        word.make_ascii_lowercase();
-        h.write_u64(h.0 ^ u64::from_le_bytes(word));
+        word[..rest.len()].copy_from_slice(rest);
+        h.write_u64(h.0 ^ lower_word(u64::from_le_bytes(word)));
     }
     h.write_u64(h.0 ^ key.len() as u64);
     h.finish()
+}
+
+/// Eight bytes ASCII-lower-cased at once (byte by byte when one is not ASCII).
+fn lower_word(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if w & HIGH != 0 {
+        let mut b = w.to_le_bytes();
+        b.make_ascii_lowercase();
+        return u64::from_le_bytes(b);
+    }
+    // Per byte (all below 0x80, so no carry crosses bytes): bit 7 of b + 0x3f is set from
+    // `A` up, bit 7 of b + 0x25 from `[` up.
+    let upper = w.wrapping_add(0x3f3f_3f3f_3f3f_3f3f) & !w.wrapping_add(0x2525_2525_2525_2525);
+    w | (upper & HIGH) >> 2
 }
 
 #[derive(Debug, Clone)]
@@ -132,7 +151,12 @@ impl Collections {
 
     /// The entry for `key` (case-insensitive) in an indexed slot.
     pub fn find(&self, slot: usize, key: &str) -> Found {
-        match self.locate(slot, key) {
+        self.find_hashed(slot, key, key_hash(key))
+    }
+
+    /// [`Self::find`] with the key's [`key_hash`] known.
+    pub fn find_hashed(&self, slot: usize, key: &str, hash: u64) -> Found {
+        match self.locate(slot, key, hash) {
             Located::At(i) => Found::At(Some(i)),
             Located::Free(_) => Found::At(None),
             Located::Unindexed => Found::Scan,
@@ -140,12 +164,12 @@ impl Collections {
     }
 
     /// Where `key` is in an indexed slot, or the hash it would be indexed under.
-    fn locate(&self, slot: usize, key: &str) -> Located {
+    fn locate(&self, slot: usize, key: &str, hash: u64) -> Located {
         let Some(ix) = &self.index[slot] else {
             return Located::Unindexed;
         };
         let entries = &self.slots[slot];
-        let mut h = key_hash(key);
+        let mut h = hash;
         loop {
             match ix.get(&h) {
                 None => return Located::Free(h),
@@ -251,10 +275,15 @@ impl Collections {
 
     /// The value under `key` (case-insensitive), or the first value when `key` is `None`.
     pub fn value(&self, slot: usize, key: Option<&str>) -> Option<&[u8]> {
+        self.value_hashed(slot, key.map(|k| (k, key_hash(k))))
+    }
+
+    /// [`Self::value`] with the key's [`key_hash`] known.
+    pub fn value_hashed(&self, slot: usize, key: Option<(&str, u64)>) -> Option<&[u8]> {
         let entries = &self.slots[slot];
         match key {
             None => entries.first().map(|(_, v)| v.as_slice()),
-            Some(k) => match self.find(slot, k) {
+            Some((k, h)) => match self.find_hashed(slot, k, h) {
                 Found::At(i) => i.map(|i| entries[i].1.as_slice()),
                 Found::Scan => entries
                     .iter()
@@ -266,12 +295,13 @@ impl Collections {
 
     /// Sets `key` in a keyed collection (TX and the like), replacing an existing value.
     pub fn put(&mut self, slot: usize, key: &str, value: Vec<u8>) {
-        self.put_with(slot, key, value, |old, new| *old = new);
+        self.put_with(slot, key, key_hash(key), value, |old, new| *old = new);
     }
 
-    /// [`Self::put`] from a slice, reusing an existing entry's buffer.
-    pub fn put_bytes(&mut self, slot: usize, key: &str, value: &[u8]) {
-        self.put_with(slot, key, value, |old, new| {
+    /// [`Self::put`] from a slice, reusing an existing entry's buffer; `hash` is the key's
+    /// [`key_hash`].
+    pub fn put_bytes(&mut self, slot: usize, key: &str, hash: u64, value: &[u8]) {
+        self.put_with(slot, key, hash, value, |old, new| {
             old.clear();
             old.extend_from_slice(new);
         });
@@ -281,10 +311,11 @@ impl Collections {
         &mut self,
         slot: usize,
         key: &str,
+        hash: u64,
         value: V,
         replace: impl FnOnce(&mut Vec<u8>, V),
     ) {
-        let at = match self.locate(slot, key) {
+        let at = match self.locate(slot, key, hash) {
             Located::At(i) => Some(i),
             Located::Free(h) => {
                 let entries = &mut self.slots[slot];
@@ -332,6 +363,30 @@ mod tests {
         assert_eq!(c.value(tx, Some("OTHER")), Some(&b"2"[..]));
         c.clear_slot(tx);
         assert_eq!(c.value(tx, Some("other")), None);
+    }
+
+    #[test]
+    fn keys_hash_alike_in_any_case() {
+        for key in [
+            "a",
+            "Score",
+            "REQUEST_HEADERS",
+            "x-Forwarded-For-Header",
+            "@[`{AZaz",
+            "Ünï",
+        ] {
+            assert_eq!(key_hash(key), key_hash(&key.to_ascii_lowercase()), "{key}");
+            assert_eq!(key_hash(key), key_hash(&key.to_ascii_uppercase()), "{key}");
+        }
+        assert_ne!(key_hash("ab"), key_hash("ac"));
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b; 8]);
+            assert_eq!(
+                lower_word(w),
+                u64::from_le_bytes([b.to_ascii_lowercase(); 8]),
+                "{b}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `%{collection.key}` macros in action and operator arguments, split once at load.
 
+use super::collections::key_hash;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
     Lit(String),
@@ -7,6 +9,8 @@ pub enum Part {
     Var {
         collection: String,
         key: Option<String>,
+        /// The key's [`key_hash`] (0 without a key).
+        hash: u64,
         /// The collection's variable slot, resolved once here.
         slot: Option<usize>,
     },
@@ -43,6 +47,7 @@ impl Template {
             };
             parts.push(Part::Var {
                 collection: collection.to_ascii_uppercase(),
+                hash: key.as_deref().map_or(0, key_hash),
                 key,
                 slot: slot_of(collection),
             });
@@ -81,6 +86,7 @@ mod tests {
                 Part::Var {
                     collection: "TX".into(),
                     key: Some("critical_anomaly_score".into()),
+                    hash: key_hash("critical_anomaly_score"),
                     slot: slot_of("TX"),
                 }
             ]
@@ -91,6 +97,7 @@ mod tests {
             Part::Var {
                 collection: "MATCHED_VAR".into(),
                 key: None,
+                hash: 0,
                 slot: slot_of("MATCHED_VAR"),
             }
         );

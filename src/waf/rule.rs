@@ -2,6 +2,7 @@
 //! compiled, transformation chain resolved, actions typed; a chain is a linked list.
 
 use super::actions::{Actions, Disruptive};
+use super::collections::key_hash;
 use super::macros::{Part, Template};
 use super::operators::{self, Operator};
 use super::seclang::{names, OperatorSpec, Selector, VarSpec};
@@ -11,8 +12,8 @@ use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub enum KeySel {
-    /// Lower-case key, compared case-insensitively.
-    Key(String),
+    /// Lower-case key, compared case-insensitively, and its [`key_hash`].
+    Key(String, u64),
     /// A `/regex/` that is only a literal (`/__utm/`, `/^header_name_/`): lower-case, found
     /// case-insensitively without a regex search, run for every key of every rule using it.
     Contains(String),
@@ -23,7 +24,7 @@ pub enum KeySel {
 impl KeySel {
     pub fn matches(&self, key: &str) -> bool {
         match self {
-            KeySel::Key(k) => key.eq_ignore_ascii_case(k),
+            KeySel::Key(k, _) => key.eq_ignore_ascii_case(k),
             KeySel::Contains(lit) => key
                 .as_bytes()
                 .windows(lit.len())
@@ -77,7 +78,11 @@ impl Target {
             .expect("parser returns known variables");
         let selector = match &spec.selector {
             None => None,
-            Some(Selector::Key(k)) => Some(KeySel::Key(k.to_ascii_lowercase())),
+            Some(Selector::Key(k)) => {
+                let k = k.to_ascii_lowercase();
+                let hash = key_hash(&k);
+                Some(KeySel::Key(k, hash))
+            }
             Some(Selector::Regex(r)) => Some(match KeySel::literal(r) {
                 Some(lit) => lit,
                 None => KeySel::Regex(
@@ -212,6 +217,7 @@ fn reads_own_writes(arg: &Template, actions: &Actions) -> bool {
             collection,
             key,
             slot,
+            ..
         } = part
         else {
             return false;

@@ -3,7 +3,7 @@
 
 use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::bodies;
-use super::collections::{slot, Collections, FastMap, Found};
+use super::collections::{key_hash, slot, Collections, FastMap, Found};
 use super::macros::{Part, Template};
 use super::operators::{atoi, ByteSet, Captures};
 use super::rule::{KeySel, Rule, Target};
@@ -146,6 +146,7 @@ impl Transaction<'_> {
                 Part::Var {
                     collection,
                     key,
+                    hash,
                     slot,
                 } => {
                     if collection == "RULE" {
@@ -165,7 +166,8 @@ impl Transaction<'_> {
                         continue;
                     }
                     if let Some(s) = *slot {
-                        if let Some(v) = self.vars.value(s, key.as_deref()) {
+                        let key = key.as_deref().map(|k| (k, *hash));
+                        if let Some(v) = self.vars.value_hashed(s, key) {
                             out.push_str(&String::from_utf8_lossy(v));
                         }
                     }
@@ -672,8 +674,8 @@ impl<'r> Transaction<'r> {
             if t.count {
                 // `&TX:name`, the CRS's "is it set yet" test: one index lookup, not a scan.
                 let n = match &t.selector {
-                    Some(KeySel::Key(k)) if self.vars.indexed(t.slot) => {
-                        match self.vars.find(t.slot, k) {
+                    Some(KeySel::Key(k, h)) if self.vars.indexed(t.slot) => {
+                        match self.vars.find_hashed(t.slot, k, *h) {
                             Found::At(Some(i)) => {
                                 self.selects(t, rule, chain_id, &entries[i].0) as usize
                             }
@@ -696,7 +698,7 @@ impl<'r> Transaction<'r> {
             // are hits).
             if cacheable
                 && entries.len() > 1
-                && !matches!(t.selector, Some(KeySel::Key(_)))
+                && !matches!(t.selector, Some(KeySel::Key(..)))
                 && !rule.negated
                 && rule.operator.prefilters()
                 && !self.slot_admits(rule, t.slot)
@@ -705,7 +707,7 @@ impl<'r> Transaction<'r> {
             }
             // One key of an indexed collection (`TX:score`): straight to its entry.
             let only = match &t.selector {
-                Some(KeySel::Key(k)) => match self.vars.find(t.slot, k) {
+                Some(KeySel::Key(k, h)) => match self.vars.find_hashed(t.slot, k, *h) {
                     Found::At(None) => continue,
                     Found::At(Some(i)) => Some(i),
                     Found::Scan => None,
@@ -979,14 +981,16 @@ impl<'r> Transaction<'r> {
             let Some(slot) = sv.slot else {
                 continue;
             };
+            let hash = sv.key_hash.unwrap_or_else(|| key_hash(&key));
             match sv.op {
                 SetVarOp::Delete => self.vars.remove(slot, &key),
                 SetVarOp::Set => {
                     let val = self.expand(&sv.value);
-                    self.vars.put_bytes(slot, &key, val.as_bytes());
+                    self.vars.put_bytes(slot, &key, hash, val.as_bytes());
                 }
                 SetVarOp::Add | SetVarOp::Sub => {
-                    let cur = self.vars.value(slot, Some(&key)).map(atoi).unwrap_or(0);
+                    let cur = self.vars.value_hashed(slot, Some((&key, hash)));
+                    let cur = cur.map(atoi).unwrap_or(0);
                     let delta = atoi(self.expand(&sv.value).as_bytes());
                     let next = if sv.op == SetVarOp::Add {
                         cur.saturating_add(delta)
@@ -994,8 +998,8 @@ impl<'r> Transaction<'r> {
                         cur.saturating_sub(delta)
                     };
                     let mut digits = [0u8; 21];
-                    self.vars
-                        .put_bytes(slot, &key, signed_decimal(next, &mut digits));
+                    let n = signed_decimal(next, &mut digits);
+                    self.vars.put_bytes(slot, &key, hash, n);
                 }
             }
         }
