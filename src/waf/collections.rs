@@ -12,7 +12,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// The slot of a variable name; a map built once, since filling a transaction looks up
 /// dozens of names per request.
 pub fn slot(name: &str) -> usize {
-    static SLOTS: std::sync::OnceLock<HashMap<&'static str, usize>> = std::sync::OnceLock::new();
+    static SLOTS: std::sync::OnceLock<FastMap<&'static str, usize>> = std::sync::OnceLock::new();
     let slots = SLOTS.get_or_init(|| VARIABLES.iter().enumerate().map(|(i, v)| (*v, i)).collect());
     *slots
         .get(name)
