@@ -246,7 +246,8 @@ impl<'r> Transaction<'r> {
                 512,
                 Default::default(),
             )),
-            summaries: RefCell::default(),
+            // About a hundred (variable, chain) pairs on a CRS request.
+            summaries: RefCell::new(FastMap::with_capacity_and_hasher(128, Default::default())),
             hits: Hits::default(),
             matched_vars: Hits::default(),
             matched_vars_synced: true,
