@@ -220,20 +220,14 @@ impl Collections {
         self.add_slot(slot(name), key.into(), value.into());
     }
 
+    /// Empties a slot; its entries' buffers go to [`Self::push_recycled`] (`MATCHED_VARS`
+    /// is emptied and refilled for most rules).
     pub fn clear_slot(&mut self, slot: usize) {
         self.changed(slot);
-        self.slots[slot].clear();
+        self.spare.append(&mut self.slots[slot]);
         if let Some(ix) = &mut self.index[slot] {
             ix.clear();
         }
-    }
-
-    /// [`Self::clear_slot`] for an unindexed slot that is refilled over and over
-    /// (`MATCHED_VARS`): its entries' buffers go to [`Self::push_recycled`].
-    pub fn recycle_slot(&mut self, slot: usize) {
-        debug_assert!(self.index[slot].is_none());
-        self.changed(slot);
-        self.spare.append(&mut self.slots[slot]);
     }
 
     /// Appends to an unindexed slot, reusing a recycled entry's buffers.

@@ -178,6 +178,25 @@ impl Transaction<'_> {
     }
 }
 
+/// A link's verdict on one (transformed) value: its operator after the prefilter (on the
+/// value's bytes, computed here unless given), negated or not.
+fn verdict(
+    rule: &Rule,
+    value: &[u8],
+    bytes: Option<&ByteSet>,
+    arg: Option<&[u8]>,
+    caps: &mut Captures,
+) -> bool {
+    let op = &rule.operator;
+    let admitted = !op.prefilters()
+        || match bytes {
+            Some(b) => op.admits(value.len(), b),
+            None => op.admits(value.len(), &ByteSet::of(value)),
+        };
+    let want = rule.actions.capture.then_some(caps);
+    (admitted && op.matches(value, arg, want)) != rule.negated
+}
+
 /// `n` in decimal, with a `-` when negative.
 fn signed_decimal(n: i64, buf: &mut [u8; 21]) -> &[u8] {
     let mut digits = [0u8; 20];
@@ -639,14 +658,16 @@ impl<'r> Transaction<'r> {
 
     /// How a matched value is named in `MATCHED_VAR_NAME` (`ARGS:q`; a scalar by itself).
     fn var_name(t: &Target, key: &str) -> String {
+        Self::name_parts(t, key).concat()
+    }
+
+    /// [`Self::var_name`] in pieces, to copy without building a string.
+    fn name_parts<'k>(t: &Target, key: &'k str) -> [&'k str; 3] {
         if key == t.name {
-            return key.to_string();
+            [key, "", ""]
+        } else {
+            [t.name, ":", key]
         }
-        let mut name = String::with_capacity(t.name.len() + 1 + key.len());
-        name.push_str(t.name);
-        name.push(':');
-        name.push_str(key);
-        name
     }
 
     /// Whether the rule (and its whole chain) matches; sets MATCHED_VAR(S) and captures.
@@ -723,12 +744,7 @@ impl<'r> Transaction<'r> {
                 }
                 let at = cacheable.then_some((t.slot, i));
                 self.test(rule, at, v, arg, |tv, caps| {
-                    // `MATCHED_VAR_NAME`: `ARGS:q`, a scalar by itself.
-                    if k == t.name {
-                        hits.push(&[k], tv, caps)
-                    } else {
-                        hits.push(&[t.name, ":", k], tv, caps)
-                    }
+                    hits.push(&Self::name_parts(t, k), tv, caps)
                 });
             }
         }
@@ -808,7 +824,7 @@ impl<'r> Transaction<'r> {
         let h = self.hot;
         for slot in [h.matched_vars, h.matched_vars_names] {
             if !self.vars.get(slot).is_empty() {
-                self.vars.recycle_slot(slot);
+                self.vars.clear_slot(slot);
             }
         }
         let m = &self.matched_vars;
@@ -841,10 +857,7 @@ impl<'r> Transaction<'r> {
             return;
         }
         let check = |t: &[u8], bytes: Option<&ByteSet>| {
-            let want = rule.actions.capture.then_some(&mut caps);
-            let op = &rule.operator;
-            let admitted = !op.prefilters() || op.admits(t.len(), bytes.unwrap_or(&ByteSet::of(t)));
-            if (admitted && op.matches(t, arg, want)) != rule.negated {
+            if verdict(rule, t, bytes, arg, &mut caps) {
                 hit(t, caps);
             }
         };
@@ -1018,12 +1031,7 @@ impl<'r> Transaction<'r> {
         arg: Option<&[u8]>,
         caps: &mut Captures,
     ) -> Option<Vec<u8>> {
-        let op = &rule.operator;
-        let check = |v: &[u8], caps: &mut Captures| {
-            let want = rule.actions.capture.then_some(caps);
-            let admitted = !op.prefilters() || op.admits(v.len(), &ByteSet::of(v));
-            (admitted && op.matches(v, arg, want)) != rule.negated
-        };
+        let check = |v: &[u8], caps: &mut Captures| verdict(rule, v, None, arg, caps);
         if check(value, caps) {
             return Some(value.to_vec());
         }

@@ -1,6 +1,7 @@
 //! Numeric and string comparisons; the argument may hold `%{macros}`.
 
 use crate::waf::macros::Template;
+use memchr::memmem;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -43,10 +44,6 @@ pub fn atoi(s: &[u8]) -> i64 {
     } else {
         n
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
 }
 
 impl Compare {
@@ -92,13 +89,13 @@ impl Compare {
             Kind::Streq => value == arg,
             Kind::BeginsWith => value.starts_with(arg),
             Kind::EndsWith => value.ends_with(arg),
-            Kind::Contains | Kind::Strmatch => find(value, arg).is_some(),
-            Kind::Within => !value.is_empty() && find(arg, value).is_some(),
+            Kind::Contains | Kind::Strmatch => memmem::find(value, arg).is_some(),
+            Kind::Within => !value.is_empty() && memmem::find(arg, value).is_some(),
             Kind::ContainsWord => {
                 let word =
                     |b: Option<&u8>| b.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
                 let mut start = 0;
-                while let Some(p) = find(&value[start..], arg) {
+                while let Some(p) = memmem::find(&value[start..], arg) {
                     let at = start + p;
                     let before = at.checked_sub(1).and_then(|i| value.get(i));
                     if !word(before) && !word(value.get(at + arg.len())) {

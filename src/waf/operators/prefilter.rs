@@ -107,9 +107,13 @@ impl Prefilter {
             .build()
             .parse(pattern)
             .ok()?;
-        let min_len = hir.properties().minimum_len().unwrap_or(0);
         let mut needs = Vec::new();
         required(&hir, &mut needs);
+        Prefilter::keep(hir.properties().minimum_len().unwrap_or(0), needs)
+    }
+
+    /// The rarest [`MAX_SETS`] sets worth testing; `None` when nothing is left to test.
+    fn keep(min_len: usize, mut needs: Vec<ByteSet>) -> Option<Prefilter> {
         needs.sort_by_key(ByteSet::commonness);
         needs.dedup();
         // A set that nearly any value meets only costs time.
@@ -141,10 +145,7 @@ impl Prefilter {
                 }
             }
         }
-        needs.sort_by_key(ByteSet::commonness);
-        needs.dedup();
-        needs.retain(|s| s.commonness() < 400);
-        (min_len > 1 || !needs.is_empty()).then_some(Prefilter { min_len, needs })
+        Prefilter::keep(min_len, needs)
     }
 
     /// Whether a value of this length and these bytes may match.
