@@ -117,6 +117,19 @@ impl Default for Collections {
     }
 }
 
+impl Collections {
+    /// Collections with no slots at all, allocating nothing: a stand-in while a
+    /// transaction's own are handed on.
+    pub fn empty() -> Collections {
+        Collections {
+            slots: Vec::new(),
+            versions: Vec::new(),
+            index: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+}
+
 enum Located {
     At(usize),
     /// Not there; the free hash for it in the index.
@@ -211,17 +224,16 @@ impl Collections {
         }
     }
 
-    pub fn set_scalar(&mut self, name: &str, value: impl Into<Vec<u8>>) {
-        let s = slot(name);
-        self.set_slot(s, name, value.into());
+    pub fn set_scalar(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        self.set_slot_bytes(slot(name), name, value.as_ref());
     }
 
-    pub fn add(&mut self, name: &str, key: impl Into<String>, value: impl Into<Vec<u8>>) {
-        self.add_slot(slot(name), key.into(), value.into());
+    pub fn add(&mut self, name: &str, key: &str, value: &[u8]) {
+        self.push(slot(name), key, value);
     }
 
-    /// Empties a slot; its entries' buffers go to [`Self::push_recycled`] (`MATCHED_VARS`
-    /// is emptied and refilled for most rules).
+    /// Empties a slot; its entries' buffers go to [`Self::push`] (`MATCHED_VARS` is emptied
+    /// and refilled for most rules).
     pub fn clear_slot(&mut self, slot: usize) {
         self.changed(slot);
         self.spare.append(&mut self.slots[slot]);
@@ -230,41 +242,59 @@ impl Collections {
         }
     }
 
-    /// Appends to an unindexed slot, reusing a recycled entry's buffers.
-    pub fn push_recycled(&mut self, slot: usize, key: &str, value: &[u8]) {
-        debug_assert!(self.index[slot].is_none());
+    /// Empties every slot for the next transaction, keeping the buffers (a CRS request
+    /// fills a few hundred entries); big ones go, so one large body does not stay resident.
+    pub fn reset(&mut self) {
+        const KEEP_BYTES: usize = 1 << 12;
+        const KEEP_ENTRIES: usize = 1 << 11;
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].is_empty() {
+                continue;
+            }
+            self.changed(slot);
+            let room = KEEP_ENTRIES.saturating_sub(self.spare.len());
+            let kept = self.slots[slot]
+                .drain(..)
+                .filter(|(k, v)| k.capacity() <= KEEP_BYTES && v.capacity() <= KEEP_BYTES)
+                .take(room);
+            self.spare.extend(kept);
+            if let Some(ix) = &mut self.index[slot] {
+                ix.clear();
+            }
+        }
+    }
+
+    /// An entry holding copies of `key` and `value`, in a recycled entry's buffers if any.
+    fn entry(&mut self, key: &str, value: &[u8]) -> (String, Vec<u8>) {
         let mut e = self.spare.pop().unwrap_or_default();
         e.0.clear();
         e.0.push_str(key);
         e.1.clear();
         e.1.extend_from_slice(value);
+        e
+    }
+
+    /// Appends an entry (a keyed collection indexes it unless its key is there already).
+    pub fn push(&mut self, slot: usize, key: &str, value: &[u8]) {
+        let e = self.entry(key, value);
         self.slots[slot].push(e);
+        self.index_entry(slot, self.slots[slot].len() - 1);
     }
 
-    fn set_slot(&mut self, slot: usize, name: &str, value: Vec<u8>) {
-        self.changed(slot);
-        let entries = &mut self.slots[slot];
-        entries.clear();
-        entries.push((name.to_string(), value));
-        self.reindex(slot);
-    }
-
-    /// [`Self::set_slot`] reusing the slot's buffers (the `MATCHED_VAR` bookkeeping runs for
-    /// every match).
+    /// Makes `value` the slot's only entry, under `name`, reusing its buffers (the
+    /// `MATCHED_VAR` bookkeeping runs for every match).
     pub fn set_slot_bytes(&mut self, slot: usize, name: &str, value: &[u8]) {
-        self.versions[slot] = self.versions[slot].wrapping_add(1);
+        self.changed(slot);
         match self.slots[slot].as_mut_slice() {
             [(k, v)] if k == name => {
                 v.clear();
                 v.extend_from_slice(value);
             }
-            _ => self.set_slot(slot, name, value.to_vec()),
+            _ => {
+                self.clear_slot(slot);
+                self.push(slot, name, value);
+            }
         }
-    }
-
-    pub fn add_slot(&mut self, slot: usize, key: String, value: Vec<u8>) {
-        self.slots[slot].push((key, value));
-        self.index_entry(slot, self.slots[slot].len() - 1);
     }
 
     /// The value under `key` (case-insensitive), or the first value when `key` is `None`.
@@ -288,32 +318,20 @@ impl Collections {
     }
 
     /// Sets `key` in a keyed collection (TX and the like), replacing an existing value.
-    pub fn put(&mut self, slot: usize, key: &str, value: Vec<u8>) {
-        self.put_with(slot, key, key_hash(key), value, |old, new| *old = new);
+    pub fn put(&mut self, slot: usize, key: &str, value: &[u8]) {
+        self.put_bytes(slot, key, key_hash(key), value);
     }
 
-    /// [`Self::put`] from a slice, reusing an existing entry's buffer; `hash` is the key's
-    /// [`key_hash`].
+    /// [`Self::put`] with the key's [`key_hash`] known: an existing entry's buffer is
+    /// rewritten, a new key (stored lower-case) takes a recycled entry.
     pub fn put_bytes(&mut self, slot: usize, key: &str, hash: u64, value: &[u8]) {
-        self.put_with(slot, key, hash, value, |old, new| {
-            old.clear();
-            old.extend_from_slice(new);
-        });
-    }
-
-    fn put_with<V: Into<Vec<u8>>>(
-        &mut self,
-        slot: usize,
-        key: &str,
-        hash: u64,
-        value: V,
-        replace: impl FnOnce(&mut Vec<u8>, V),
-    ) {
         let at = match self.locate(slot, key, hash) {
             Located::At(i) => Some(i),
             Located::Free(h) => {
+                let mut e = self.entry(key, value);
+                e.0.make_ascii_lowercase();
                 let entries = &mut self.slots[slot];
-                entries.push((key.to_ascii_lowercase(), value.into()));
+                entries.push(e);
                 if let Some(ix) = &mut self.index[slot] {
                     ix.insert(h, entries.len() as u32 - 1);
                 }
@@ -326,9 +344,15 @@ impl Collections {
         match at {
             Some(i) => {
                 self.changed(slot);
-                replace(&mut self.slots[slot][i].1, value);
+                let old = &mut self.slots[slot][i].1;
+                old.clear();
+                old.extend_from_slice(value);
             }
-            None => self.add_slot(slot, key.to_ascii_lowercase(), value.into()),
+            None => {
+                let mut e = self.entry(key, value);
+                e.0.make_ascii_lowercase();
+                self.slots[slot].push(e);
+            }
         }
     }
 
@@ -347,9 +371,9 @@ mod tests {
     fn keyed_collections_find_keys_in_any_case_and_survive_removal() {
         let mut c = Collections::default();
         let tx = slot("TX");
-        c.put(tx, "Score", b"1".to_vec());
-        c.put(tx, "other", b"2".to_vec());
-        c.put(tx, "SCORE", b"3".to_vec());
+        c.put(tx, "Score", b"1");
+        c.put(tx, "other", b"2");
+        c.put(tx, "SCORE", b"3");
         assert_eq!(c.get(tx).len(), 2);
         assert_eq!(c.value(tx, Some("score")), Some(&b"3"[..]));
         c.remove(tx, "score");
@@ -388,7 +412,7 @@ mod tests {
         let mut c = Collections::default();
         let args = slot("ARGS");
         let v0 = c.version(args);
-        c.add("ARGS", "a", "1");
+        c.add("ARGS", "a", b"1");
         assert_eq!(c.version(args), v0);
         c.clear_slot(args);
         assert_ne!(c.version(args), v0);

@@ -27,6 +27,8 @@ pub struct RuleSet {
     /// Per variable slot: whether running rules can change its values (TX, the `MATCHED_*`
     /// variables, any collection a `setvar` writes). Only the others cache transformations.
     pub volatile: Vec<bool>,
+    /// Buffers finished transactions leave for the next ones.
+    pub(super) spares: super::transaction::Spares,
 }
 
 impl RuleSet {
@@ -338,6 +340,7 @@ impl Builder {
             response_body_access: self.response_body_access,
             rules: count,
             volatile,
+            spares: Default::default(),
         }
     }
 }

@@ -67,6 +67,92 @@ struct Summary {
     bytes: ByteSet,
 }
 
+/// What a finished transaction leaves to the next one on the same rule set: its collections'
+/// buffers and its tables, emptied. A CRS request fills a few hundred entries; allocating
+/// them afresh each time costs more than the rules that read them.
+struct Scratch {
+    vars: Collections,
+    transformed: TransformCache,
+    summaries: FastMap<u64, Summary>,
+    hits: Hits,
+    matched_vars: Hits,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            vars: Collections::default(),
+            transformed: TransformCache::with_capacity_and_hasher(512, Default::default()),
+            // About a hundred (variable, chain) pairs on a CRS request.
+            summaries: FastMap::with_capacity_and_hasher(128, Default::default()),
+            hits: Hits::default(),
+            matched_vars: Hits::default(),
+        }
+    }
+
+    /// Empties everything for the next transaction; a table or buffer a big request grew
+    /// goes rather than staying resident.
+    fn reset(&mut self) {
+        const KEEP_TABLE: usize = 1 << 12;
+        const KEEP_BYTES: usize = 1 << 16;
+        self.vars.reset();
+        if self.transformed.capacity() > KEEP_TABLE {
+            self.transformed = TransformCache::with_capacity_and_hasher(512, Default::default());
+        }
+        self.transformed.clear();
+        self.summaries.clear();
+        for hits in [&mut self.hits, &mut self.matched_vars] {
+            if hits.arena.capacity() > KEEP_BYTES {
+                *hits = Hits::default();
+            }
+            hits.clear();
+        }
+    }
+}
+
+/// The [`Scratch`]es of finished transactions, for the next ones (Coraza pools its
+/// transactions alike). A few per core: beyond that a transaction starts from nothing.
+#[derive(Default)]
+pub struct Spares(std::sync::Mutex<Vec<Scratch>>);
+
+impl Spares {
+    const KEEP: usize = 64;
+
+    fn take(&self) -> Scratch {
+        let spare = self.0.lock().ok().and_then(|mut s| s.pop());
+        spare.unwrap_or_else(Scratch::new)
+    }
+
+    fn give(&self, mut scratch: Scratch) {
+        scratch.reset();
+        if let Ok(mut spares) = self.0.lock() {
+            if spares.len() < Self::KEEP {
+                spares.push(scratch);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Spares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|s| s.len()).unwrap_or(0);
+        write!(f, "Spares({n})")
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        let scratch = Scratch {
+            vars: std::mem::replace(&mut self.vars, Collections::empty()),
+            transformed: std::mem::take(self.transformed.get_mut()),
+            summaries: std::mem::take(self.summaries.get_mut()),
+            hits: std::mem::take(&mut self.hits),
+            matched_vars: std::mem::take(&mut self.matched_vars),
+        };
+        self.rules.spares.give(scratch);
+    }
+}
+
 /// What the request looks like to the WAF.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -242,9 +328,10 @@ fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
 
 impl<'r> Transaction<'r> {
     pub fn new(rules: &'r RuleSet) -> Transaction<'r> {
+        let scratch = rules.spares.take();
         Transaction {
             rules,
-            vars: Collections::default(),
+            vars: scratch.vars,
             engine: rules.engine,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -261,14 +348,10 @@ impl<'r> Transaction<'r> {
                 matched_vars_names: slot("MATCHED_VARS_NAMES"),
             },
             current_rule: None,
-            transformed: RefCell::new(TransformCache::with_capacity_and_hasher(
-                512,
-                Default::default(),
-            )),
-            // About a hundred (variable, chain) pairs on a CRS request.
-            summaries: RefCell::new(FastMap::with_capacity_and_hasher(128, Default::default())),
-            hits: Hits::default(),
-            matched_vars: Hits::default(),
+            transformed: RefCell::new(scratch.transformed),
+            summaries: RefCell::new(scratch.summaries),
+            hits: scratch.hits,
+            matched_vars: scratch.matched_vars,
             matched_vars_synced: true,
         }
     }
@@ -284,7 +367,7 @@ impl<'r> Transaction<'r> {
     /// Sets a TX variable before the rules run (the CRS keeps values already set).
     pub fn set_tx(&mut self, key: &str, value: &str) {
         let s = self.tx_slot;
-        self.vars.put(s, key, value.as_bytes().to_vec());
+        self.vars.put(s, key, value.as_bytes());
     }
 
     /// Leaves these rules out for this transaction.
@@ -333,9 +416,8 @@ impl<'r> Transaction<'r> {
         self.vars
             .set_scalar("STATUS_LINE", format!("{protocol} {status}"));
         for (k, v) in headers {
-            self.vars.add("RESPONSE_HEADERS", k.clone(), v.clone());
-            self.vars
-                .add("RESPONSE_HEADERS_NAMES", k.clone(), k.clone().into_bytes());
+            self.vars.add("RESPONSE_HEADERS", k, v);
+            self.vars.add("RESPONSE_HEADERS_NAMES", k, k.as_bytes());
             if k.eq_ignore_ascii_case("content-type") {
                 self.vars.set_scalar("RESPONSE_CONTENT_TYPE", v.clone());
             }
@@ -406,17 +488,11 @@ impl<'r> Transaction<'r> {
         v.set_scalar("MULTIPART_STRICT_ERROR", "0");
         v.set_scalar("REQUEST_BODY_LENGTH", "0");
         for (k, val) in &req.headers {
-            v.add("REQUEST_HEADERS", k.clone(), val.clone());
-            v.add("REQUEST_HEADERS_NAMES", k.clone(), k.clone().into_bytes());
+            v.add("REQUEST_HEADERS", k, val);
+            v.add("REQUEST_HEADERS_NAMES", k, k.as_bytes());
             if k.eq_ignore_ascii_case("host") {
-                v.set_scalar(
-                    "SERVER_NAME",
-                    String::from_utf8_lossy(val)
-                        .split(':')
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
-                );
+                let name = val.split(|b| *b == b':').next().unwrap_or_default();
+                v.set_scalar("SERVER_NAME", name);
             }
             if k.eq_ignore_ascii_case("cookie") {
                 for c in val.split(|b| *b == b';') {
@@ -426,16 +502,8 @@ impl<'r> Transaction<'r> {
                         continue;
                     }
                     let (name, value) = c.split_once('=').unwrap_or((c, ""));
-                    v.add(
-                        "REQUEST_COOKIES",
-                        name.to_string(),
-                        value.as_bytes().to_vec(),
-                    );
-                    v.add(
-                        "REQUEST_COOKIES_NAMES",
-                        name.to_string(),
-                        name.as_bytes().to_vec(),
-                    );
+                    v.add("REQUEST_COOKIES", name, value.as_bytes());
+                    v.add("REQUEST_COOKIES_NAMES", name, name.as_bytes());
                 }
             }
         }
@@ -458,10 +526,10 @@ impl<'r> Transaction<'r> {
             ("ARGS_POST", "ARGS_POST_NAMES")
         };
         let v = &mut self.vars;
-        v.add(args, name.clone(), value.clone());
-        v.add(names, name.clone(), name.clone().into_bytes());
-        v.add("ARGS", name.clone(), value);
-        v.add("ARGS_NAMES", name.clone(), name.into_bytes());
+        v.add(args, &name, &value);
+        v.add(names, &name, name.as_bytes());
+        v.add("ARGS", &name, &value);
+        v.add("ARGS_NAMES", &name, name.as_bytes());
         let total = v
             .value(slot("ARGS_COMBINED_SIZE"), None)
             .map(atoi)
@@ -513,7 +581,7 @@ impl<'r> Transaction<'r> {
             Some("XML") => match bodies::xml::parse(body) {
                 Ok(nodes) => {
                     for (key, value) in nodes {
-                        self.vars.add("XML", key, value);
+                        self.vars.add("XML", &key, &value);
                     }
                 }
                 Err(e) => self.body_error(e),
@@ -533,17 +601,15 @@ impl<'r> Transaction<'r> {
                 }
                 let mut total = 0;
                 for (field, file, size) in parsed.files {
-                    self.vars
-                        .add("FILES", field.clone(), file.clone().into_bytes());
-                    self.vars
-                        .add("FILES_NAMES", field.clone(), field.into_bytes());
-                    self.vars.add("MULTIPART_FILENAME", "", file.into_bytes());
+                    self.vars.add("FILES", &field, file.as_bytes());
+                    self.vars.add("FILES_NAMES", &field, field.as_bytes());
+                    self.vars.add("MULTIPART_FILENAME", "", file.as_bytes());
                     total += size;
                 }
                 self.vars
                     .set_scalar("FILES_COMBINED_SIZE", total.to_string());
                 for (name, line) in parsed.part_headers {
-                    self.vars.add("MULTIPART_PART_HEADERS", name, line);
+                    self.vars.add("MULTIPART_PART_HEADERS", &name, &line);
                 }
             }
             _ => {}
@@ -831,9 +897,8 @@ impl<'r> Transaction<'r> {
         for hit in &m.list {
             let name = std::str::from_utf8(&m.arena[hit.name.clone()]).unwrap_or_default();
             let value = &m.arena[hit.value.clone()];
-            self.vars
-                .push_recycled(h.matched_vars_names, name, name.as_bytes());
-            self.vars.push_recycled(h.matched_vars, name, value);
+            self.vars.push(h.matched_vars_names, name, name.as_bytes());
+            self.vars.push(h.matched_vars, name, value);
         }
         self.matched_vars_synced = true;
     }
@@ -969,8 +1034,8 @@ impl<'r> Transaction<'r> {
             for (i, g) in caps.groups.into_iter().enumerate() {
                 let s = self.tx_slot;
                 match GROUP.get(i) {
-                    Some(k) => self.vars.put(s, k, g),
-                    None => self.vars.put(s, &i.to_string(), g),
+                    Some(k) => self.vars.put(s, k, &g),
+                    None => self.vars.put(s, &i.to_string(), &g),
                 }
             }
         }
@@ -1145,6 +1210,32 @@ SecRule ARGS "@rx <script" "id:12,phase:2,pass,log,t:none,t:urlDecodeUni,multiMa
             run(&set, "/?q=plain&r=%26%2347%3Betc%26%2347%3Bpasswd"),
             [11]
         );
+    }
+
+    #[test]
+    fn a_transaction_starts_clean_after_one_that_left_its_buffers() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRule &TX:seen "@eq 0" "id:20,phase:1,pass,log,setvar:'tx.seen=%{REQUEST_URI}'"
+SecRule ARGS_NAMES "@streq a" "id:21,phase:2,pass,log,setvar:'tx.a_was=%{MATCHED_VAR}'"
+SecRule TX:A_WAS "@rx ." "id:22,phase:2,pass,log"
+SecRule REQUEST_HEADERS:Host "@streq a.example" "id:23,phase:1,pass,log"
+SecRule ARGS "@rx ^x" "id:24,phase:2,pass,log,t:none,t:lowercase"
+"#,
+        );
+        assert_eq!(run(&set, "/?a=X1"), [20, 23, 21, 22, 24]);
+        // The same rule set hands the first transaction's buffers to the second: nothing of
+        // its TX, arguments or cached transformations shows through.
+        assert_eq!(run(&set, "/?b=y"), [20, 23]);
+        let mut tx = Transaction::new(&set);
+        let mut req = get("/?b=x");
+        req.headers[0].1 = b"b.example".to_vec();
+        tx.process_request_headers(&req);
+        tx.process_request_body(b"");
+        assert_eq!(tx.matched_ids(), [20, 24]);
+        assert_eq!(tx.tx("seen"), Some(&b"/?b=x"[..]));
+        assert_eq!(tx.tx("a_was"), None);
     }
 
     #[test]
