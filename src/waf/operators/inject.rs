@@ -4,6 +4,9 @@ use super::Captures;
 use libinjectionrs::{SqliFlags, SqliState};
 
 pub fn sqli(value: &[u8], captures: Option<&mut Captures>) -> bool {
+    if one_token(value) {
+        return false;
+    }
     // `detect_sqli` fingerprints the input once more after deciding, for its result: only a
     // match needs that fingerprint.
     let mut state = SqliState::new(value, SqliFlags::FLAG_NONE);
@@ -14,6 +17,24 @@ pub fn sqli(value: &[u8], captures: Option<&mut Captures>) -> bool {
         c.groups = vec![state.get_fingerprint().as_str().as_bytes().to_vec()];
     }
     true
+}
+
+/// Whether libinjection reads `value` as a single word or number in every context it tries:
+/// none of its blacklisted fingerprints is one token but `X` ("evil"), which no word or
+/// number is. Most argument names and many values are such words (`page`, `q`, `2`), and
+/// skipping the tokenizer for them halves the CRS's `@detectSQLi` time on clean requests.
+/// A word starts with a letter (a letter before a quote may open a string literal; there is
+/// no quote here) and holds letters, digits and `_`: libinjection ends words only at
+/// punctuation and spaces, and splits them only at `.` and `` ` ``. A number is digits
+/// only (`1e5`, `0x1`, `4f` and `1union` are not, and are left to libinjection).
+fn one_token(value: &[u8]) -> bool {
+    match value {
+        [] => false,
+        [first, ..] if first.is_ascii_alphabetic() => value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_'),
+        _ => value.iter().all(u8::is_ascii_digit),
+    }
 }
 
 pub fn xss(value: &[u8]) -> bool {
@@ -35,5 +56,58 @@ mod tests {
         assert!(!sqli(b"hello world", None));
         assert!(xss(b"<script>alert(1)</script>"));
         assert!(!xss(b"just text"));
+    }
+
+    /// The shortcut against libinjection itself: every SQL keyword, function and operator
+    /// word it knows, in several cases and with digits after, and numbers; each one token,
+    /// none SQLi; and attacks, which must not pass for one token.
+    #[test]
+    fn what_skips_libinjection_is_what_it_would_pass() {
+        let mut corpus: Vec<String> = vec![
+            "1union".into(),
+            "1or1".into(),
+            "0x1union".into(),
+            "1e1union".into(),
+            "4f2a9c1e".into(),
+            "2".into(),
+            "0".into(),
+            "007".into(),
+            "9".repeat(80),
+            "a".repeat(80),
+            "page".into(),
+            "sp_password".into(),
+            "x_1".into(),
+        ];
+        for k in libinjectionrs::sqli::sqli_data::SQL_KEYWORDS {
+            let w = k.word;
+            if !w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                continue;
+            }
+            corpus.push(w.to_string());
+            corpus.push(w.to_ascii_lowercase());
+            corpus.push(format!("{w}1"));
+            corpus.push(format!("{w}_{w}"));
+            corpus.push(format!("1{w}"));
+        }
+        let mut skipped = 0;
+        for v in &corpus {
+            let v = v.as_bytes();
+            if one_token(v) {
+                skipped += 1;
+                let mut state = SqliState::new(v, SqliFlags::FLAG_NONE);
+                assert!(!state.detect(), "{} skipped but SQLi", String::from_utf8_lossy(v));
+            }
+        }
+        assert!(skipped > 1000, "{skipped}");
+        for attack in [
+            "1 union select 1",
+            "1' or '1'='1",
+            "1;drop table users--",
+            "admin'--",
+            "@@version union select 1",
+        ] {
+            assert!(SqliState::new(attack.as_bytes(), SqliFlags::FLAG_NONE).detect());
+            assert!(!one_token(attack.as_bytes()), "{attack}");
+        }
     }
 }
