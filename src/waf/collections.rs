@@ -186,7 +186,12 @@ impl Collections {
         loop {
             match ix.get(&h) {
                 None => return Located::Free(h),
-                Some(&i) if entries[i as usize].0.eq_ignore_ascii_case(key) => {
+                // Keys are mostly stored and asked for in lower case: the plain comparison
+                // first.
+                Some(&i)
+                    if entries[i as usize].0 == key
+                        || entries[i as usize].0.eq_ignore_ascii_case(key) =>
+                {
                     return Located::At(i as usize)
                 }
                 Some(_) => h = h.wrapping_add(1),

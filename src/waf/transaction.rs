@@ -635,6 +635,10 @@ impl<'r> Transaction<'r> {
     }
 
     fn removed(&self, rule: &Rule) -> bool {
+        // Most transactions remove nothing: not even the rule's tags are read then.
+        if self.removed_ids.is_empty() && self.removed_tags.is_empty() {
+            return false;
+        }
         let id = rule.actions.id;
         self.removed_ids
             .iter()
@@ -765,7 +769,7 @@ impl<'r> Transaction<'r> {
                     Some(KeySel::Key(k, h)) if self.vars.indexed(t.slot) => {
                         match self.vars.find_hashed(t.slot, k, *h) {
                             Found::At(Some(i)) => {
-                                self.selects(t, rule, chain_id, &entries[i].0) as usize
+                                !self.excluded(rule, chain_id, t.slot, &entries[i].0) as usize
                             }
                             _ => 0,
                         }
@@ -805,7 +809,12 @@ impl<'r> Transaction<'r> {
             let range = only.map_or(0..entries.len(), |i| i..i + 1);
             for (i, (k, v)) in entries[range.clone()].iter().enumerate() {
                 let i = range.start + i;
-                if !self.selects(t, rule, chain_id, k) {
+                // The index found the one key already; only exclusions may still drop it.
+                let selected = match only {
+                    Some(_) => !self.excluded(rule, chain_id, t.slot, k),
+                    None => self.selects(t, rule, chain_id, k),
+                };
+                if !selected {
                     continue;
                 }
                 let at = cacheable.then_some((t.slot, i));

@@ -95,7 +95,11 @@ mod tests {
             if one_token(v) {
                 skipped += 1;
                 let mut state = SqliState::new(v, SqliFlags::FLAG_NONE);
-                assert!(!state.detect(), "{} skipped but SQLi", String::from_utf8_lossy(v));
+                assert!(
+                    !state.detect(),
+                    "{} skipped but SQLi",
+                    String::from_utf8_lossy(v)
+                );
             }
         }
         assert!(skipped > 1000, "{skipped}");

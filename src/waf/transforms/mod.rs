@@ -162,7 +162,14 @@ pub fn apply<'a>(chain: &[Transform], input: &'a [u8]) -> Cow<'a, [u8]> {
     for t in chain {
         value = match value {
             Cow::Borrowed(b) => t.run(b),
-            Cow::Owned(o) => Cow::Owned(t.run(&o).into_owned()),
+            Cow::Owned(o) => {
+                // A step that changes nothing lends its input back: keep the buffer.
+                let changed = match t.run(&o) {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(next) => Some(next),
+                };
+                Cow::Owned(changed.unwrap_or(o))
+            }
         };
     }
     value
