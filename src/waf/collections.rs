@@ -19,6 +19,35 @@ pub fn slot(name: &str) -> usize {
         .unwrap_or_else(|| panic!("{name} is a known variable"))
 }
 
+/// The slot of a variable name known when compiling: `var_slot!("ARGS")` costs nothing when
+/// the request runs, and a misspelt name does not compile.
+macro_rules! var_slot {
+    ($name:literal) => {{
+        const SLOT: usize = $crate::waf::collections::slot_of($name);
+        SLOT
+    }};
+}
+pub(crate) use var_slot;
+
+/// [`slot`] at compile time.
+pub const fn slot_of(name: &str) -> usize {
+    let mut i = 0;
+    while i < VARIABLES.len() {
+        let (a, b) = (VARIABLES[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not a SecLang variable")
+}
+
 /// The collections keyed by name that `setvar` writes.
 const KEYED: [&str; 6] = ["TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE"];
 
@@ -229,12 +258,9 @@ impl Collections {
         }
     }
 
-    pub fn set_scalar(&mut self, name: &str, value: impl AsRef<[u8]>) {
-        self.set_slot_bytes(slot(name), name, value.as_ref());
-    }
-
-    pub fn add(&mut self, name: &str, key: &str, value: &[u8]) {
-        self.push(slot(name), key, value);
+    /// Sets a variable that has one value (`REQUEST_METHOD`), keyed by its own name.
+    pub fn set_scalar(&mut self, slot: usize, value: impl AsRef<[u8]>) {
+        self.set_slot_bytes(slot, VARIABLES[slot], value.as_ref());
     }
 
     /// Empties a slot; its entries' buffers go to [`Self::push`] (`MATCHED_VARS` is emptied
@@ -417,7 +443,7 @@ mod tests {
         let mut c = Collections::default();
         let args = slot("ARGS");
         let v0 = c.version(args);
-        c.add("ARGS", "a", b"1");
+        c.push(args, "a", b"1");
         assert_eq!(c.version(args), v0);
         c.clear_slot(args);
         assert_ne!(c.version(args), v0);

@@ -3,7 +3,7 @@
 
 use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::bodies;
-use super::collections::{key_hash, slot, Collections, FastMap, Found};
+use super::collections::{key_hash, var_slot, Collections, FastMap, Found};
 use super::macros::{Part, Template};
 use super::operators::{atoi, ByteSet, Captures};
 use super::rule::{KeySel, Rule, Target};
@@ -340,12 +340,12 @@ impl<'r> Transaction<'r> {
             force_body_variable: false,
             matched: Vec::new(),
             interruption: None,
-            tx_slot: slot("TX"),
+            tx_slot: var_slot!("TX"),
             hot: Hot {
-                matched_var: slot("MATCHED_VAR"),
-                matched_var_name: slot("MATCHED_VAR_NAME"),
-                matched_vars: slot("MATCHED_VARS"),
-                matched_vars_names: slot("MATCHED_VARS_NAMES"),
+                matched_var: var_slot!("MATCHED_VAR"),
+                matched_var_name: var_slot!("MATCHED_VAR_NAME"),
+                matched_vars: var_slot!("MATCHED_VARS"),
+                matched_vars_names: var_slot!("MATCHED_VARS_NAMES"),
             },
             current_rule: None,
             transformed: RefCell::new(scratch.transformed),
@@ -395,7 +395,7 @@ impl<'r> Transaction<'r> {
         self.fill_body(body);
         // Room for the body's arguments' transformations up front, rather than growing the
         // table step by step while the rules run.
-        let args = self.vars.get(slot("ARGS")).len();
+        let args = self.vars.get(var_slot!("ARGS")).len();
         self.transformed.borrow_mut().reserve(args * 48);
         self.run_phase(2);
         self.interruption.clone()
@@ -411,18 +411,23 @@ impl<'r> Transaction<'r> {
         if self.interruption.is_some() {
             return self.interruption.clone();
         }
-        self.vars.set_scalar("RESPONSE_STATUS", status.to_string());
-        self.vars.set_scalar("RESPONSE_PROTOCOL", protocol);
         self.vars
-            .set_scalar("STATUS_LINE", format!("{protocol} {status}"));
+            .set_scalar(var_slot!("RESPONSE_STATUS"), status.to_string());
+        self.vars
+            .set_scalar(var_slot!("RESPONSE_PROTOCOL"), protocol);
+        self.vars
+            .set_scalar(var_slot!("STATUS_LINE"), format!("{protocol} {status}"));
         for (k, v) in headers {
-            self.vars.add("RESPONSE_HEADERS", k, v);
-            self.vars.add("RESPONSE_HEADERS_NAMES", k, k.as_bytes());
+            self.vars.push(var_slot!("RESPONSE_HEADERS"), k, v);
+            self.vars
+                .push(var_slot!("RESPONSE_HEADERS_NAMES"), k, k.as_bytes());
             if k.eq_ignore_ascii_case("content-type") {
-                self.vars.set_scalar("RESPONSE_CONTENT_TYPE", v.clone());
+                self.vars
+                    .set_scalar(var_slot!("RESPONSE_CONTENT_TYPE"), v.clone());
             }
             if k.eq_ignore_ascii_case("content-length") {
-                self.vars.set_scalar("RESPONSE_CONTENT_LENGTH", v.clone());
+                self.vars
+                    .set_scalar(var_slot!("RESPONSE_CONTENT_LENGTH"), v.clone());
             }
         }
         self.run_phase(3);
@@ -434,7 +439,7 @@ impl<'r> Transaction<'r> {
         if self.interruption.is_some() {
             return self.interruption.clone();
         }
-        self.vars.set_scalar("RESPONSE_BODY", body);
+        self.vars.set_scalar(var_slot!("RESPONSE_BODY"), body);
         self.run_phase(4);
         self.interruption.clone()
     }
@@ -448,14 +453,14 @@ impl<'r> Transaction<'r> {
 
     fn fill_request(&mut self, req: &Request) {
         let v = &mut self.vars;
-        v.set_scalar("REQUEST_METHOD", req.method.as_str());
-        v.set_scalar("REQUEST_PROTOCOL", req.protocol.as_str());
+        v.set_scalar(var_slot!("REQUEST_METHOD"), req.method.as_str());
+        v.set_scalar(var_slot!("REQUEST_PROTOCOL"), req.protocol.as_str());
         v.set_scalar(
-            "REQUEST_LINE",
+            var_slot!("REQUEST_LINE"),
             format!("{} {} {}", req.method, req.uri, req.protocol),
         );
-        v.set_scalar("REQUEST_URI", req.uri.as_str());
-        v.set_scalar("REQUEST_URI_RAW", req.uri.as_str());
+        v.set_scalar(var_slot!("REQUEST_URI"), req.uri.as_str());
+        v.set_scalar(var_slot!("REQUEST_URI_RAW"), req.uri.as_str());
         let (path, query) = match req.uri.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (req.uri.as_str(), None),
@@ -473,26 +478,26 @@ impl<'r> Transaction<'r> {
             Some(i) => path[i + 1..].to_vec(),
             None => path.clone(),
         };
-        v.set_scalar("REQUEST_FILENAME", path);
-        v.set_scalar("REQUEST_BASENAME", base);
-        v.set_scalar("QUERY_STRING", query.unwrap_or(""));
-        v.set_scalar("REMOTE_ADDR", req.remote_addr.as_str());
-        v.set_scalar("REMOTE_PORT", req.remote_port.to_string());
-        v.set_scalar("SERVER_ADDR", req.server_addr.as_str());
-        v.set_scalar("SERVER_PORT", req.server_port.to_string());
+        v.set_scalar(var_slot!("REQUEST_FILENAME"), path);
+        v.set_scalar(var_slot!("REQUEST_BASENAME"), base);
+        v.set_scalar(var_slot!("QUERY_STRING"), query.unwrap_or(""));
+        v.set_scalar(var_slot!("REMOTE_ADDR"), req.remote_addr.as_str());
+        v.set_scalar(var_slot!("REMOTE_PORT"), req.remote_port.to_string());
+        v.set_scalar(var_slot!("SERVER_ADDR"), req.server_addr.as_str());
+        v.set_scalar(var_slot!("SERVER_PORT"), req.server_port.to_string());
         v.set_scalar(
-            "UNIQUE_ID",
+            var_slot!("UNIQUE_ID"),
             format!("{:x}", std::ptr::addr_of!(*req) as usize),
         );
-        v.set_scalar("REQBODY_ERROR", "0");
-        v.set_scalar("MULTIPART_STRICT_ERROR", "0");
-        v.set_scalar("REQUEST_BODY_LENGTH", "0");
+        v.set_scalar(var_slot!("REQBODY_ERROR"), "0");
+        v.set_scalar(var_slot!("MULTIPART_STRICT_ERROR"), "0");
+        v.set_scalar(var_slot!("REQUEST_BODY_LENGTH"), "0");
         for (k, val) in &req.headers {
-            v.add("REQUEST_HEADERS", k, val);
-            v.add("REQUEST_HEADERS_NAMES", k, k.as_bytes());
+            v.push(var_slot!("REQUEST_HEADERS"), k, val);
+            v.push(var_slot!("REQUEST_HEADERS_NAMES"), k, k.as_bytes());
             if k.eq_ignore_ascii_case("host") {
                 let name = val.split(|b| *b == b':').next().unwrap_or_default();
-                v.set_scalar("SERVER_NAME", name);
+                v.set_scalar(var_slot!("SERVER_NAME"), name);
             }
             if k.eq_ignore_ascii_case("cookie") {
                 for c in val.split(|b| *b == b';') {
@@ -502,14 +507,14 @@ impl<'r> Transaction<'r> {
                         continue;
                     }
                     let (name, value) = c.split_once('=').unwrap_or((c, ""));
-                    v.add("REQUEST_COOKIES", name, value.as_bytes());
-                    v.add("REQUEST_COOKIES_NAMES", name, name.as_bytes());
+                    v.push(var_slot!("REQUEST_COOKIES"), name, value.as_bytes());
+                    v.push(var_slot!("REQUEST_COOKIES_NAMES"), name, name.as_bytes());
                 }
             }
         }
         // As ModSecurity: the default body processor is known from the headers, in phase 1.
         if let Some(p) = self.body_processor_for_type() {
-            self.vars.set_scalar("REQBODY_PROCESSOR", p);
+            self.vars.set_scalar(var_slot!("REQBODY_PROCESSOR"), p);
         }
         if let Some(q) = query {
             for (name, value) in bodies::urlencoded::parse(q.as_bytes()) {
@@ -521,45 +526,46 @@ impl<'r> Transaction<'r> {
     fn add_arg(&mut self, source: &str, name: String, value: Vec<u8>) {
         let size = name.len() + value.len();
         let (args, names) = if source == "GET" {
-            ("ARGS_GET", "ARGS_GET_NAMES")
+            (var_slot!("ARGS_GET"), var_slot!("ARGS_GET_NAMES"))
         } else {
-            ("ARGS_POST", "ARGS_POST_NAMES")
+            (var_slot!("ARGS_POST"), var_slot!("ARGS_POST_NAMES"))
         };
         let v = &mut self.vars;
-        v.add(args, &name, &value);
-        v.add(names, &name, name.as_bytes());
-        v.add("ARGS", &name, &value);
-        v.add("ARGS_NAMES", &name, name.as_bytes());
+        v.push(args, &name, &value);
+        v.push(names, &name, name.as_bytes());
+        v.push(var_slot!("ARGS"), &name, &value);
+        v.push(var_slot!("ARGS_NAMES"), &name, name.as_bytes());
         let total = v
-            .value(slot("ARGS_COMBINED_SIZE"), None)
+            .value(var_slot!("ARGS_COMBINED_SIZE"), None)
             .map(atoi)
             .unwrap_or(0)
             + size as i64;
-        v.set_scalar("ARGS_COMBINED_SIZE", total.to_string());
+        v.set_scalar(var_slot!("ARGS_COMBINED_SIZE"), total.to_string());
     }
 
     fn header(&self, name: &str) -> Option<String> {
         self.vars
-            .value(slot("REQUEST_HEADERS"), Some(name))
+            .value(var_slot!("REQUEST_HEADERS"), Some(name))
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     fn fill_body(&mut self, body: &[u8]) {
         self.vars
-            .set_scalar("REQUEST_BODY_LENGTH", body.len().to_string());
+            .set_scalar(var_slot!("REQUEST_BODY_LENGTH"), body.len().to_string());
         let raw_ctype = self.header("content-type").unwrap_or_default();
         let processor = self
             .body_processor
             .clone()
             .or_else(|| self.body_processor_for_type().map(String::from));
         if let Some(p) = &processor {
-            self.vars.set_scalar("REQBODY_PROCESSOR", p.as_str());
+            self.vars
+                .set_scalar(var_slot!("REQBODY_PROCESSOR"), p.as_str());
         }
         if processor.as_deref() == Some("URLENCODED")
             || processor.is_none()
             || self.force_body_variable
         {
-            self.vars.set_scalar("REQUEST_BODY", body);
+            self.vars.set_scalar(var_slot!("REQUEST_BODY"), body);
         }
         if body.is_empty() {
             return;
@@ -581,7 +587,7 @@ impl<'r> Transaction<'r> {
             Some("XML") => match bodies::xml::parse(body) {
                 Ok(nodes) => {
                     for (key, value) in nodes {
-                        self.vars.add("XML", &key, &value);
+                        self.vars.push(var_slot!("XML"), &key, &value);
                     }
                 }
                 Err(e) => self.body_error(e),
@@ -593,23 +599,27 @@ impl<'r> Transaction<'r> {
                 };
                 let parsed = bodies::multipart::parse(body, &b);
                 if parsed.strict_error {
-                    self.vars.set_scalar("MULTIPART_STRICT_ERROR", "1");
-                    self.vars.set_scalar("REQBODY_ERROR", "1");
+                    self.vars
+                        .set_scalar(var_slot!("MULTIPART_STRICT_ERROR"), "1");
+                    self.vars.set_scalar(var_slot!("REQBODY_ERROR"), "1");
                 }
                 for (name, value) in parsed.args {
                     self.add_arg("POST", name, value);
                 }
                 let mut total = 0;
                 for (field, file, size) in parsed.files {
-                    self.vars.add("FILES", &field, file.as_bytes());
-                    self.vars.add("FILES_NAMES", &field, field.as_bytes());
-                    self.vars.add("MULTIPART_FILENAME", "", file.as_bytes());
+                    self.vars.push(var_slot!("FILES"), &field, file.as_bytes());
+                    self.vars
+                        .push(var_slot!("FILES_NAMES"), &field, field.as_bytes());
+                    self.vars
+                        .push(var_slot!("MULTIPART_FILENAME"), "", file.as_bytes());
                     total += size;
                 }
                 self.vars
-                    .set_scalar("FILES_COMBINED_SIZE", total.to_string());
+                    .set_scalar(var_slot!("FILES_COMBINED_SIZE"), total.to_string());
                 for (name, line) in parsed.part_headers {
-                    self.vars.add("MULTIPART_PART_HEADERS", &name, &line);
+                    self.vars
+                        .push(var_slot!("MULTIPART_PART_HEADERS"), &name, &line);
                 }
             }
             _ => {}
@@ -629,9 +639,11 @@ impl<'r> Transaction<'r> {
     }
 
     fn body_error(&mut self, msg: String) {
-        self.vars.set_scalar("REQBODY_ERROR", "1");
-        self.vars.set_scalar("REQBODY_ERROR_MSG", msg.clone());
-        self.vars.set_scalar("REQBODY_PROCESSOR_ERROR", "1");
+        self.vars.set_scalar(var_slot!("REQBODY_ERROR"), "1");
+        self.vars
+            .set_scalar(var_slot!("REQBODY_ERROR_MSG"), msg.clone());
+        self.vars
+            .set_scalar(var_slot!("REQBODY_PROCESSOR_ERROR"), "1");
     }
 
     fn removed(&self, rule: &Rule) -> bool {
