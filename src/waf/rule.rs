@@ -25,14 +25,17 @@ impl KeySel {
     pub fn matches(&self, key: &str) -> bool {
         match self {
             KeySel::Key(k, _) => key.eq_ignore_ascii_case(k),
-            KeySel::Contains(lit) => key
-                .as_bytes()
-                .windows(lit.len())
-                .any(|w| w.eq_ignore_ascii_case(lit.as_bytes())),
-            KeySel::Prefix(lit) => key
-                .as_bytes()
-                .get(..lit.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(lit.as_bytes())),
+            // Selectors over TX scan a hundred keys each time: most are told apart by their
+            // length or first byte.
+            KeySel::Contains(lit) => contains_ignore_case(key.as_bytes(), lit.as_bytes()),
+            KeySel::Prefix(lit) => {
+                let (key, lit) = (key.as_bytes(), lit.as_bytes());
+                key.len() >= lit.len()
+                    && lit
+                        .first()
+                        .is_none_or(|b| key[0].to_ascii_lowercase() == *b)
+                    && key[..lit.len()].eq_ignore_ascii_case(lit)
+            }
             KeySel::Regex(r) => r.is_match(key.as_bytes()),
         }
     }
@@ -44,7 +47,15 @@ impl KeySel {
             Some(r) => (true, r),
             None => (false, pattern),
         };
-        let rest = rest.strip_suffix(".*").unwrap_or(rest);
+        // Without a `$`, a trailing `.*`, or a last character made optional (`TYPES_*`),
+        // adds nothing to what the literal before it finds.
+        let rest = match rest.as_bytes() {
+            [.., b'.', b'*'] => &rest[..rest.len() - 2],
+            [.., c, b'*' | b'?'] if c.is_ascii_alphanumeric() || *c == b'_' => {
+                &rest[..rest.len() - 2]
+            }
+            _ => rest,
+        };
         if rest.is_empty()
             || !rest
                 .bytes()
@@ -59,6 +70,18 @@ impl KeySel {
             KeySel::Contains(lit)
         })
     }
+}
+
+/// Whether `hay` holds `lit` (lower case) in any case.
+fn contains_ignore_case(hay: &[u8], lit: &[u8]) -> bool {
+    let Some((&first, _)) = lit.split_first() else {
+        return true;
+    };
+    let Some(last) = hay.len().checked_sub(lit.len()) else {
+        return false;
+    };
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), &hay[..=last])
+        .any(|i| hay[i..i + lit.len()].eq_ignore_ascii_case(lit))
 }
 
 #[derive(Debug, Clone)]
@@ -238,4 +261,60 @@ fn reads_own_writes(arg: &Template, actions: &Actions) -> bool {
                 }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(pattern: &str) -> KeySel {
+        let spec = VarSpec {
+            name: "TX",
+            selector: Some(Selector::Regex(pattern.into())),
+            count: false,
+            exclude: false,
+        };
+        Target::compile(&spec).unwrap().selector.unwrap()
+    }
+
+    #[test]
+    fn selector_regexes_that_are_literals_match_as_the_regex_would() {
+        let keys = [
+            "header_name_920450_host",
+            "HEADER_NAME_920450_X",
+            "xheader_name_920450_",
+            "multipart_headers_content_types_1",
+            "MULTIPART_HEADERS_CONTENT_TYPE",
+            "a_multipart_headers_content_types",
+            "paramcounter_ARGS:x",
+            "param",
+            "",
+        ];
+        for pattern in [
+            "^header_name_920450_",
+            "MULTIPART_HEADERS_CONTENT_TYPES_*",
+            "paramcounter_.*",
+            "__utm",
+            "^x?",
+        ] {
+            let fast = sel(pattern);
+            let regex = RegexBuilder::new(pattern)
+                .case_insensitive(true)
+                .build()
+                .unwrap();
+            for key in keys {
+                assert_eq!(
+                    fast.matches(key),
+                    regex.is_match(key.as_bytes()),
+                    "/{pattern}/ on {key}"
+                );
+            }
+        }
+        assert!(matches!(sel("^header_name_920450_"), KeySel::Prefix(_)));
+        assert!(matches!(
+            sel("MULTIPART_HEADERS_CONTENT_TYPES_*"),
+            KeySel::Contains(_)
+        ));
+        assert!(matches!(sel("a|b"), KeySel::Regex(_)));
+    }
 }
