@@ -312,6 +312,30 @@ impl Collections {
         self.index_entry(slot, self.slots[slot].len() - 1);
     }
 
+    /// The key index of a slot, to hand to [`Self::restore_slot`].
+    pub fn index_of(&self, slot: usize) -> Option<&FastMap<u64, u32>> {
+        self.index[slot].as_ref()
+    }
+
+    /// Replaces a slot's entries by copies of `entries` (unique keys, as an indexed slot
+    /// holds them), with the index they had elsewhere: copied, not rebuilt.
+    pub fn restore_slot(
+        &mut self,
+        slot: usize,
+        entries: &[(String, Vec<u8>)],
+        index: Option<&FastMap<u64, u32>>,
+    ) {
+        self.clear_slot(slot);
+        for (k, v) in entries {
+            let e = self.entry(k, v);
+            self.slots[slot].push(e);
+        }
+        match (&mut self.index[slot], index) {
+            (Some(ix), Some(from)) => ix.clone_from(from),
+            _ => self.reindex(slot),
+        }
+    }
+
     /// Makes `value` the slot's only entry, under `name`, reusing its buffers (the
     /// `MATCHED_VAR` bookkeeping runs for every match).
     pub fn set_slot_bytes(&mut self, slot: usize, name: &str, value: &[u8]) {

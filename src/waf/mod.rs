@@ -11,5 +11,6 @@ pub mod operators;
 pub mod rule;
 pub mod ruleset;
 pub mod seclang;
+pub mod setup;
 pub mod transaction;
 pub mod transforms;

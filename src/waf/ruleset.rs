@@ -29,6 +29,9 @@ pub struct RuleSet {
     pub volatile: Vec<bool>,
     /// Buffers finished transactions leave for the next ones.
     pub(super) spares: super::transaction::Spares,
+    /// The phase-1 set-up region ([`super::setup`]), and its outcomes by start.
+    pub(super) setup: super::setup::Region,
+    pub(super) setups: super::setup::Outcomes,
 }
 
 impl RuleSet {
@@ -332,7 +335,10 @@ impl Builder {
                 }
             }
         }
+        let setup = super::setup::Region::of(&phases[0]);
         RuleSet {
+            setup,
+            setups: Default::default(),
             phases,
             defaults: self.defaults,
             engine: self.engine,

@@ -9,6 +9,7 @@ use super::operators::{atoi, ByteSet, Captures};
 use super::rule::{KeySel, Rule, Target};
 use super::ruleset::{Item, RuleSet};
 use super::seclang::EngineMode;
+use super::setup;
 use super::transforms;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -670,7 +671,43 @@ impl<'r> Transaction<'r> {
         let items = &rules.phases[phase as usize - 1];
         let mut i = 0;
         let mut skip = 0u32;
+        // The set-up region: its outcome copied (`restored`), or noted as it runs (`setup`).
+        let region = &rules.setup;
+        let mut restored = None;
+        let mut setup = None;
+        if phase == 1 && !region.is_empty() && self.fresh() {
+            let found = rules
+                .setups
+                .find(&self.vars, &self.removed_ids, &self.removed_tags);
+            match found {
+                Some(outcome) => {
+                    outcome.apply(&mut self.vars, &mut self.matched);
+                    restored = Some(outcome);
+                }
+                None => {
+                    setup = Some(setup::Outcome::start(
+                        &self.vars,
+                        &self.removed_ids,
+                        &self.removed_tags,
+                    ))
+                }
+            }
+        }
         while i < items.len() {
+            if i == region.len() {
+                if let Some(start) = setup.take() {
+                    self.keep_setup(start);
+                }
+            }
+            let at = i;
+            let own = region.own.get(at).copied().unwrap_or(false);
+            if let (Some(outcome), true) = (&restored, own) {
+                if outcome.last_match() == Some(at) {
+                    self.restore_matched(outcome);
+                }
+                i += 1;
+                continue;
+            }
             let Item::Rule(rule) = &items[i] else {
                 i += 1;
                 continue;
@@ -691,6 +728,16 @@ impl<'r> Transaction<'r> {
                     self.sync_matched_vars();
                 }
                 self.log_match(rule, phase);
+                if own && setup.is_some() {
+                    if setup::Outcome::keeps_course(rule) {
+                        self.sync_matched_vars();
+                        if let Some(outcome) = &mut setup {
+                            outcome.matched_at(at, &self.vars);
+                        }
+                    } else {
+                        setup = None;
+                    }
+                }
             }
             self.current_rule = None;
             if !matched {
@@ -715,6 +762,42 @@ impl<'r> Transaction<'r> {
                 _ => {}
             }
         }
+        // A phase that is all prefix.
+        if let Some(start) = setup {
+            self.keep_setup(start);
+        }
+    }
+
+    fn keep_setup(&mut self, start: setup::Outcome) {
+        self.sync_matched_vars();
+        let outcome = start.finish(&self.vars, &self.matched);
+        self.rules.setups.keep(outcome);
+    }
+
+    /// Whether nothing has run yet: the set-up rules' outcome depends on TX alone.
+    fn fresh(&self) -> bool {
+        self.matched.is_empty()
+            && self.interruption.is_none()
+            && self.removed_targets.is_empty()
+            && self.engine == self.rules.engine
+            && [
+                self.hot.matched_var,
+                self.hot.matched_var_name,
+                self.hot.matched_vars,
+                self.hot.matched_vars_names,
+            ]
+            .iter()
+            .all(|s| self.vars.get(*s).is_empty())
+    }
+
+    /// The `MATCHED_*` variables as the last matching set-up rule left them.
+    fn restore_matched(&mut self, outcome: &setup::Outcome) {
+        let entries = outcome.apply_matched(&mut self.vars);
+        self.matched_vars.clear();
+        for (name, value) in entries {
+            self.matched_vars.push(&[name], value, Captures::default());
+        }
+        self.matched_vars_synced = true;
     }
 
     /// Whether `ctl` or the rule's own exclusions take this entry out of the rule.
@@ -1257,6 +1340,60 @@ SecRule ARGS "@rx ^x" "id:24,phase:2,pass,log,t:none,t:lowercase"
         assert_eq!(tx.matched_ids(), [20, 24]);
         assert_eq!(tx.tx("seen"), Some(&b"/?b=x"[..]));
         assert_eq!(tx.tx("a_was"), None);
+    }
+
+    /// The set-up region's outcome, copied into later transactions, leaves them exactly as
+    /// running its rules would: TX, the log, `MATCHED_VAR` for the rule after it, a `deny`
+    /// in it, and a different start or removed rule giving a different outcome.
+    #[test]
+    fn the_set_up_region_copied_is_the_set_up_region_run() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRule REQUEST_HEADERS:Content-Type "@rx json" "id:1,phase:1,pass,nolog,t:none,ctl:requestBodyProcessor=JSON"
+SecRule &TX:level "@eq 0" "id:2,phase:1,pass,log,setvar:tx.level=1,msg:'level %{tx.level}'"
+SecRule &TX:blocked "@eq 1" "id:3,phase:1,deny,status:500,log"
+SecAction "id:4,phase:1,pass,nolog,setvar:tx.score=0"
+SecRule REQUEST_HEADERS:Host "@rx ." "id:5,phase:1,pass,nolog,t:none"
+SecRule TX:level "@eq 1" "id:6,phase:1,pass,nolog,setvar:'tx.seen=%{MATCHED_VAR_NAME}'"
+SecRule MATCHED_VAR "@streq 1" "id:7,phase:1,pass,log"
+SecRule MATCHED_VAR "@streq a.example" "id:8,phase:1,pass,log"
+SecRule TX:score "@eq 0" "id:9,phase:1,pass,log"
+"#,
+        );
+        assert_eq!(set.setup.len(), 6);
+        let run = |preset: &[(&str, &str)], removed: &[(u64, u64)]| {
+            let mut tx = Transaction::new(&set);
+            for (k, v) in preset {
+                tx.set_tx(k, v);
+            }
+            tx.remove_rules(removed);
+            let stop = tx.process_request_headers(&get("/"));
+            let keys = ["level", "score", "seen", "blocked"];
+            let tx_values = keys.map(|k| tx.tx(k).map(<[u8]>::to_vec));
+            let msgs: Vec<String> = tx.matched.iter().map(|m| m.msg.clone()).collect();
+            (tx.matched_ids(), msgs, tx_values, stop.map(|s| s.status))
+        };
+        let first = run(&[], &[]);
+        assert_eq!(first.0, [2, 7, 9]);
+        assert_eq!(first.1[0], "level 1");
+        assert_eq!(first.2[2].as_deref(), Some(&b"TX:level"[..]));
+        for _ in 0..2 {
+            assert_eq!(run(&[], &[]), first);
+        }
+        // Another start: the Host header's match is the last before rule 7.
+        let preset = run(&[("level", "2")], &[]);
+        assert_eq!(preset.0, [8, 9]);
+        assert_eq!(run(&[("level", "2")], &[]), preset);
+        let removed = run(&[], &[(4, 4)]);
+        assert_eq!(removed.0, [2, 7]);
+        assert_eq!(run(&[], &[(4, 4)]), removed);
+        for _ in 0..2 {
+            let denied = run(&[("blocked", "1")], &[]);
+            assert_eq!(denied.0, [2, 3]);
+            assert_eq!(denied.3, Some(500));
+        }
+        assert_eq!(run(&[], &[]), first);
     }
 
     #[test]
