@@ -37,7 +37,18 @@ fn one_token(value: &[u8]) -> bool {
     }
 }
 
+/// Whether `value` is letters and digits only, which libinjection never reads as XSS: in
+/// text there is no tag without `<`, and in each attribute-value context it tries (bare,
+/// quoted) such a value is the value itself: no attribute name can follow it without a
+/// space, `/`, quote or `=`.
+fn plain_word(value: &[u8]) -> bool {
+    !value.is_empty() && value.iter().all(u8::is_ascii_alphanumeric)
+}
+
 pub fn xss(value: &[u8]) -> bool {
+    if plain_word(value) {
+        return false;
+    }
     matches!(
         libinjectionrs::detect_xss(value),
         libinjectionrs::XssResult::Xss
@@ -112,6 +123,80 @@ mod tests {
         ] {
             assert!(SqliState::new(attack.as_bytes(), SqliFlags::FLAG_NONE).detect());
             assert!(!one_token(attack.as_bytes()), "{attack}");
+        }
+    }
+
+    /// The same for `@detectXSS`: event handlers, dangerous attributes, tags and URL
+    /// schemes as plain words (libinjection's own lists), none XSS; attacks not plain.
+    #[test]
+    fn plain_words_are_what_libinjection_passes_as_html() {
+        let names = [
+            "onerror",
+            "ONLOAD",
+            "onclick",
+            "onmouseover",
+            "onfocus",
+            "onbegin",
+            "onabort",
+            "style",
+            "src",
+            "href",
+            "xmlns",
+            "formaction",
+            "action",
+            "background",
+            "dynsrc",
+            "lowsrc",
+            "datasrc",
+            "xlink",
+            "script",
+            "iframe",
+            "svg",
+            "object",
+            "embed",
+            "applet",
+            "frameset",
+            "base",
+            "link",
+            "vmlframe",
+            "javascript",
+            "vbscript",
+            "data",
+            "view",
+            "livescript",
+            "xhtml",
+            "import",
+            "alert",
+            "eval",
+            "1",
+            "0x3c",
+        ];
+        let mut corpus: Vec<String> = Vec::new();
+        for n in names {
+            corpus.push(n.to_string());
+            corpus.push(n.to_ascii_uppercase());
+            corpus.push(format!("{n}1"));
+            corpus.push(format!("on{n}"));
+        }
+        for v in &corpus {
+            assert!(plain_word(v.as_bytes()), "{v}");
+            assert!(
+                !matches!(
+                    libinjectionrs::detect_xss(v.as_bytes()),
+                    libinjectionrs::XssResult::Xss
+                ),
+                "{v} is plain but XSS"
+            );
+        }
+        for attack in [
+            "<script>",
+            "x onerror=alert(1)",
+            "onerror=alert(1)",
+            "\" onload=x",
+            "<svg/onload=x>",
+        ] {
+            assert!(xss(attack.as_bytes()), "{attack}");
+            assert!(!plain_word(attack.as_bytes()), "{attack}");
         }
     }
 }
