@@ -278,21 +278,25 @@ impl Collections {
     pub fn reset(&mut self) {
         const KEEP_BYTES: usize = 1 << 12;
         const KEEP_ENTRIES: usize = 1 << 11;
+        let mut big = false;
         for slot in 0..self.slots.len() {
             if self.slots[slot].is_empty() {
                 continue;
             }
             self.changed(slot);
-            let room = KEEP_ENTRIES.saturating_sub(self.spare.len());
-            let kept = self.slots[slot]
-                .drain(..)
-                .filter(|(k, v)| k.capacity() <= KEEP_BYTES && v.capacity() <= KEEP_BYTES)
-                .take(room);
-            self.spare.extend(kept);
+            big |= self.slots[slot]
+                .iter()
+                .any(|(k, v)| k.capacity() > KEEP_BYTES || v.capacity() > KEEP_BYTES);
+            self.spare.append(&mut self.slots[slot]);
             if let Some(ix) = &mut self.index[slot] {
                 ix.clear();
             }
         }
+        if big {
+            self.spare
+                .retain(|(k, v)| k.capacity() <= KEEP_BYTES && v.capacity() <= KEEP_BYTES);
+        }
+        self.spare.truncate(KEEP_ENTRIES);
     }
 
     /// An entry holding copies of `key` and `value`, in a recycled entry's buffers if any.
