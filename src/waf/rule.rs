@@ -91,6 +91,9 @@ pub struct Target {
     pub name: &'static str,
     pub count: bool,
     pub selector: Option<KeySel>,
+    /// Where a transaction keeps this variable's summaries (before any transformation, and
+    /// after the rule's chain): numbered when the rule set is built.
+    pub summaries: [u32; 2],
 }
 
 impl Target {
@@ -121,6 +124,7 @@ impl Target {
             name: spec.name,
             count: spec.count,
             selector,
+            summaries: [0; 2],
         })
     }
 

@@ -29,6 +29,8 @@ pub struct RuleSet {
     pub volatile: Vec<bool>,
     /// Buffers finished transactions leave for the next ones.
     pub(super) spares: super::transaction::Spares,
+    /// How many (variable, chain) summaries a transaction keeps ([`Target::summaries`]).
+    pub(super) summaries: usize,
     /// The phase-1 set-up region ([`super::setup`]), and its outcomes by start.
     pub(super) setup: super::setup::Region,
     pub(super) setups: super::setup::Outcomes,
@@ -301,6 +303,7 @@ impl Builder {
             volatile[slot(name)] = true;
         }
         let mut chains: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut summaries: HashMap<(usize, u32), u32> = HashMap::new();
         let mut phases: [Vec<Item>; 5] = Default::default();
         let mut count = 0;
         for entry in self.entries {
@@ -319,6 +322,12 @@ impl Builder {
                     let mut link = Some(&mut *rule);
                     while let Some(r) = link {
                         r.chain_id = intern(&mut chains, &r.transforms);
+                        for t in &mut r.targets {
+                            for (k, chain) in [0, r.chain_id].into_iter().enumerate() {
+                                let n = summaries.len() as u32;
+                                t.summaries[k] = *summaries.entry((t.slot, chain)).or_insert(n);
+                            }
+                        }
                         for sv in &r.actions.setvars {
                             if let Some(s) = sv.slot {
                                 volatile[s] = true;
@@ -339,6 +348,7 @@ impl Builder {
         RuleSet {
             setup,
             setups: Default::default(),
+            summaries: summaries.len(),
             phases,
             defaults: self.defaults,
             engine: self.engine,

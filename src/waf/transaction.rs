@@ -74,7 +74,7 @@ struct Summary {
 struct Scratch {
     vars: Collections,
     transformed: TransformCache,
-    summaries: FastMap<u64, Summary>,
+    summaries: Vec<Summary>,
     hits: Hits,
     matched_vars: Hits,
 }
@@ -84,8 +84,8 @@ impl Scratch {
         Scratch {
             vars: Collections::default(),
             transformed: TransformCache::with_capacity_and_hasher(512, Default::default()),
-            // About a hundred (variable, chain) pairs on a CRS request.
-            summaries: FastMap::with_capacity_and_hasher(128, Default::default()),
+            // Sized for the rule set when a transaction takes it.
+            summaries: Vec::new(),
             hits: Hits::default(),
             matched_vars: Hits::default(),
         }
@@ -154,6 +154,18 @@ impl Drop for Transaction<'_> {
     }
 }
 
+impl Summary {
+    /// A summary no slot state matches (no slot has that many entries).
+    fn unknown() -> Summary {
+        Summary {
+            version: 0,
+            entries: usize::MAX,
+            max_len: 0,
+            bytes: ByteSet::default(),
+        }
+    }
+}
+
 /// What the request looks like to the WAF.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -209,8 +221,8 @@ pub struct Transaction<'r> {
     current_rule: Option<&'r Rule>,
     /// Transformed values by (slot, entry, chain).
     transformed: RefCell<TransformCache>,
-    /// [`Summary`] by (slot, chain).
-    summaries: RefCell<FastMap<u64, Summary>>,
+    /// [`Summary`] by (slot, chain), numbered at load ([`Target::summaries`]).
+    summaries: RefCell<Vec<Summary>>,
     /// Reused by each rule evaluation.
     hits: Hits,
     /// The current link's matches so far: `MATCHED_VARS(_NAMES)`, copied into those
@@ -350,7 +362,11 @@ impl<'r> Transaction<'r> {
             },
             current_rule: None,
             transformed: RefCell::new(scratch.transformed),
-            summaries: RefCell::new(scratch.summaries),
+            summaries: RefCell::new({
+                let mut s = scratch.summaries;
+                s.resize_with(rules.summaries, Summary::unknown);
+                s
+            }),
             hits: scratch.hits,
             matched_vars: scratch.matched_vars,
             matched_vars_synced: true,
@@ -888,7 +904,7 @@ impl<'r> Transaction<'r> {
                 && !matches!(t.selector, Some(KeySel::Key(..)))
                 && !rule.negated
                 && rule.operator.prefilters()
-                && !self.slot_admits(rule, t.slot)
+                && !self.slot_admits(rule, t)
             {
                 continue;
             }
@@ -1078,8 +1094,9 @@ impl<'r> Transaction<'r> {
     /// the longest value and the union of their bytes: a `false` rules the whole variable out
     /// without visiting its entries one by one. First on the raw values through the chain's
     /// bound (no transformation runs), then on the transformed values.
-    fn slot_admits(&self, rule: &Rule, slot: usize) -> bool {
-        let (len, bytes) = self.summary(rule, slot, 0);
+    fn slot_admits(&self, rule: &Rule, t: &Target) -> bool {
+        let slot = t.slot;
+        let (len, bytes) = self.summary(rule, slot, 0, t.summaries[0]);
         if rule.actions.multi_match {
             // The operator sees the value before the chain and after each step.
             let chain = &rule.transforms;
@@ -1095,17 +1112,16 @@ impl<'r> Transaction<'r> {
         if rule.chain_id == 0 {
             return true;
         }
-        let (len, bytes) = self.summary(rule, slot, rule.chain_id);
+        let (len, bytes) = self.summary(rule, slot, rule.chain_id, t.summaries[1]);
         rule.operator.admits(len, &bytes)
     }
 
     /// The longest of `slot`'s values after chain `chain` (the rule's, or 0 for none) and the
     /// union of their bytes, cached until the slot changes.
-    fn summary(&self, rule: &Rule, slot: usize, chain: u32) -> (usize, ByteSet) {
+    fn summary(&self, rule: &Rule, slot: usize, chain: u32, at: u32) -> (usize, ByteSet) {
         let entries = self.vars.get(slot);
-        let key = (slot as u64) << 32 | chain as u64;
         let version = self.vars.version(slot);
-        let known = self.summaries.borrow().get(&key).and_then(|s| {
+        let known = self.summaries.borrow().get(at as usize).and_then(|s| {
             (s.version == version && s.entries == entries.len()).then_some((s.max_len, s.bytes))
         });
         known.unwrap_or_else(|| {
@@ -1126,7 +1142,9 @@ impl<'r> Transaction<'r> {
                 max_len,
                 bytes: all,
             };
-            self.summaries.borrow_mut().insert(key, summary);
+            if let Some(s) = self.summaries.borrow_mut().get_mut(at as usize) {
+                *s = summary;
+            }
             (max_len, all)
         })
     }
