@@ -91,9 +91,10 @@ pub struct Target {
     pub name: &'static str,
     pub count: bool,
     pub selector: Option<KeySel>,
-    /// Where a transaction keeps this variable's summaries (before any transformation, and
-    /// after the rule's chain): numbered when the rule set is built.
-    pub summaries: [u32; 2],
+    /// Where a transaction keeps this variable's summaries (before any transformation,
+    /// after the rule's chain, and the first through the chain's bound): numbered when the
+    /// rule set is built.
+    pub summaries: [u32; 3],
 }
 
 impl Target {
@@ -124,7 +125,7 @@ impl Target {
             name: spec.name,
             count: spec.count,
             selector,
-            summaries: [0; 2],
+            summaries: [0; 3],
         })
     }
 

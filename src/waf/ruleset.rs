@@ -323,7 +323,9 @@ impl Builder {
                     while let Some(r) = link {
                         r.chain_id = intern(&mut chains, &r.transforms);
                         for t in &mut r.targets {
-                            for (k, chain) in [0, r.chain_id].into_iter().enumerate() {
+                            const BOUNDED: u32 = 1 << 31;
+                            let kinds = [0, r.chain_id, BOUNDED | r.chain_id];
+                            for (k, chain) in kinds.into_iter().enumerate() {
                                 let n = summaries.len() as u32;
                                 t.summaries[k] = *summaries.entry((t.slot, chain)).or_insert(n);
                             }

@@ -1098,22 +1098,50 @@ impl<'r> Transaction<'r> {
         let slot = t.slot;
         let (len, bytes) = self.summary(rule, slot, 0, t.summaries[0]);
         if rule.actions.multi_match {
-            // The operator sees the value before the chain and after each step.
-            let chain = &rule.transforms;
-            return (0..=chain.len()).any(|k| {
-                let (bytes, len) = transforms::bound(&chain[..k], bytes, len);
+            // The operator sees the value before the chain and after each step: the bound
+            // step by step.
+            let (mut bytes, mut len) = (bytes, len);
+            if rule.operator.admits(len, &bytes) {
+                return true;
+            }
+            return rule.transforms.iter().any(|t| {
+                (bytes, len) = transforms::bound(std::slice::from_ref(t), bytes, len);
                 rule.operator.admits(len, &bytes)
             });
         }
-        let (bytes, len) = transforms::bound(&rule.transforms, bytes, len);
+        if rule.chain_id == 0 {
+            return rule.operator.admits(len, &bytes);
+        }
+        let (len, bytes) = self.bounded(rule, t, (len, bytes));
         if !rule.operator.admits(len, &bytes) {
             return false;
         }
-        if rule.chain_id == 0 {
-            return true;
-        }
         let (len, bytes) = self.summary(rule, slot, rule.chain_id, t.summaries[1]);
         rule.operator.admits(len, &bytes)
+    }
+
+    /// `raw`, the summary of target `t`'s values before any transformation, through the
+    /// bound of the rule's chain: the same for every rule with that chain, so kept as a
+    /// summary is.
+    fn bounded(&self, rule: &Rule, t: &Target, raw: (usize, ByteSet)) -> (usize, ByteSet) {
+        let at = t.summaries[2] as usize;
+        let entries = self.vars.get(t.slot).len();
+        let version = self.vars.version(t.slot);
+        let known = self.summaries.borrow().get(at).and_then(|s| {
+            (s.version == version && s.entries == entries).then_some((s.max_len, s.bytes))
+        });
+        known.unwrap_or_else(|| {
+            let (bytes, max_len) = transforms::bound(&rule.transforms, raw.1, raw.0);
+            if let Some(s) = self.summaries.borrow_mut().get_mut(at) {
+                *s = Summary {
+                    version,
+                    entries,
+                    max_len,
+                    bytes,
+                };
+            }
+            (max_len, bytes)
+        })
     }
 
     /// The longest of `slot`'s values after chain `chain` (the rule's, or 0 for none) and the
