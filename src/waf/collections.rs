@@ -274,10 +274,12 @@ impl Collections {
     }
 
     /// Empties every slot for the next transaction, keeping the buffers (a CRS request
-    /// fills a few hundred entries); big ones go, so one large body does not stay resident.
+    /// fills a few hundred entries); big ones, and any beyond 256 KiB in all, go, so one
+    /// large body does not stay resident.
     pub fn reset(&mut self) {
         const KEEP_BYTES: usize = 1 << 12;
         const KEEP_ENTRIES: usize = 1 << 11;
+        const KEEP_TOTAL: usize = 1 << 18;
         let mut big = false;
         for slot in 0..self.slots.len() {
             if self.slots[slot].is_empty() {
@@ -296,7 +298,18 @@ impl Collections {
             self.spare
                 .retain(|(k, v)| k.capacity() <= KEEP_BYTES && v.capacity() <= KEEP_BYTES);
         }
-        self.spare.truncate(KEEP_ENTRIES);
+        // And no more than this in all: a rule set keeps a few dozen of these.
+        let mut total = 0;
+        let keep = self
+            .spare
+            .iter()
+            .take(KEEP_ENTRIES)
+            .take_while(|(k, v)| {
+                total += k.capacity() + v.capacity();
+                total <= KEEP_TOTAL
+            })
+            .count();
+        self.spare.truncate(keep);
     }
 
     /// An entry holding copies of `key` and `value`, in a recycled entry's buffers if any.
@@ -464,6 +477,30 @@ mod tests {
                 "{b}"
             );
         }
+    }
+
+    #[test]
+    fn a_reset_keeps_small_buffers_and_no_more_than_its_budget() {
+        let mut c = Collections::default();
+        let args = slot("ARGS");
+        let big = vec![b'x'; 1 << 13];
+        c.push(args, "big", &big);
+        for i in 0..400 {
+            c.push(args, &format!("k{i}"), &[b'v'; 1000]);
+        }
+        c.reset();
+        assert!(c.get(args).is_empty());
+        let kept: usize = c
+            .spare
+            .iter()
+            .map(|(k, v)| k.capacity() + v.capacity())
+            .sum();
+        assert!(kept <= 1 << 18, "{kept}");
+        assert!(c.spare.iter().all(|(_, v)| v.capacity() < 1 << 13));
+        assert!(c.spare.len() > 200, "{}", c.spare.len());
+        // Recycled entries hold what is pushed, not what they held.
+        c.push(args, "a", b"1");
+        assert_eq!(c.get(args), [("a".to_string(), b"1".to_vec())]);
     }
 
     #[test]
