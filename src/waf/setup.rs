@@ -55,13 +55,13 @@ impl Region {
     }
 }
 
-/// Whether a template reads only TX, the rule's own matches and `RULE`.
-fn reads_own(t: &Template) -> bool {
+/// Whether a template reads only `RULE` and the slots `allowed` admits.
+fn reads_only(t: &Template, allowed: impl Fn(usize) -> bool) -> bool {
     t.parts().iter().all(|p| match p {
         Part::Lit(_) => true,
         Part::Var {
             collection, slot, ..
-        } => collection == "RULE" || slot.is_some_and(|s| s == TX || MATCHED.contains(&s)),
+        } => collection == "RULE" || slot.is_some_and(&allowed),
     })
 }
 
@@ -71,22 +71,18 @@ fn reads_own(t: &Template) -> bool {
 /// region as long as it does not match (the outcome is not kept when it does).
 fn self_contained(rule: &Rule, first: bool) -> bool {
     let a = &rule.actions;
+    let own = |s: usize| s == TX || MATCHED.contains(&s);
     let before = |s: usize| s == TX || (!first && MATCHED.contains(&s));
-    let before_tpl = |t: &Template| {
-        t.parts().iter().all(|p| match p {
-            Part::Lit(_) => true,
-            Part::Var {
-                collection, slot, ..
-            } => collection == "RULE" || slot.is_some_and(before),
-        })
-    };
     rule.targets.iter().all(|t| before(t.slot))
-        && rule.operator.template().is_none_or(before_tpl)
+        && rule
+            .operator
+            .template()
+            .is_none_or(|t| reads_only(t, before))
         && a.setvars
             .iter()
-            .all(|sv| sv.slot == Some(TX) && reads_own(&sv.key) && reads_own(&sv.value))
-        && a.msg.as_ref().is_none_or(reads_own)
-        && a.logdata.as_ref().is_none_or(reads_own)
+            .all(|sv| sv.slot == Some(TX) && reads_only(&sv.key, own) && reads_only(&sv.value, own))
+        && a.msg.as_ref().is_none_or(|t| reads_only(t, own))
+        && a.logdata.as_ref().is_none_or(|t| reads_only(t, own))
         && a.ctls.is_empty()
         && rule
             .chained

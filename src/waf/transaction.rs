@@ -796,14 +796,7 @@ impl<'r> Transaction<'r> {
             && self.interruption.is_none()
             && self.removed_targets.is_empty()
             && self.engine == self.rules.engine
-            && [
-                self.hot.matched_var,
-                self.hot.matched_var_name,
-                self.hot.matched_vars,
-                self.hot.matched_vars_names,
-            ]
-            .iter()
-            .all(|s| self.vars.get(*s).is_empty())
+            && setup::MATCHED.iter().all(|s| self.vars.get(*s).is_empty())
     }
 
     /// The `MATCHED_*` variables as the last matching set-up rule left them.
@@ -1124,14 +1117,46 @@ impl<'r> Transaction<'r> {
     /// bound of the rule's chain: the same for every rule with that chain, so kept as a
     /// summary is.
     fn bounded(&self, rule: &Rule, t: &Target, raw: (usize, ByteSet)) -> (usize, ByteSet) {
-        let at = t.summaries[2] as usize;
-        let entries = self.vars.get(t.slot).len();
-        let version = self.vars.version(t.slot);
+        self.kept_summary(t.slot, t.summaries[2], || {
+            let (bytes, len) = transforms::bound(&rule.transforms, raw.1, raw.0);
+            (len, bytes)
+        })
+    }
+
+    /// The longest of `slot`'s values after chain `chain` (the rule's, or 0 for none) and the
+    /// union of their bytes, cached until the slot changes.
+    fn summary(&self, rule: &Rule, slot: usize, chain: u32, at: u32) -> (usize, ByteSet) {
+        self.kept_summary(slot, at, || {
+            let mut max_len = 0;
+            let mut all = ByteSet::default();
+            for (i, (_, v)) in self.vars.get(slot).iter().enumerate() {
+                let (len, bytes) = if chain == 0 {
+                    (v.len(), ByteSet::of(v))
+                } else {
+                    self.with_transformed(rule, slot, i, v, |t, b| (t.len(), *b))
+                };
+                max_len = max_len.max(len);
+                all = all.union(bytes);
+            }
+            (max_len, all)
+        })
+    }
+
+    /// Summary `at` of `slot`'s values: kept from `compute` until the slot changes.
+    fn kept_summary(
+        &self,
+        slot: usize,
+        at: u32,
+        compute: impl FnOnce() -> (usize, ByteSet),
+    ) -> (usize, ByteSet) {
+        let at = at as usize;
+        let entries = self.vars.get(slot).len();
+        let version = self.vars.version(slot);
         let known = self.summaries.borrow().get(at).and_then(|s| {
             (s.version == version && s.entries == entries).then_some((s.max_len, s.bytes))
         });
         known.unwrap_or_else(|| {
-            let (bytes, max_len) = transforms::bound(&rule.transforms, raw.1, raw.0);
+            let (max_len, bytes) = compute();
             if let Some(s) = self.summaries.borrow_mut().get_mut(at) {
                 *s = Summary {
                     version,
@@ -1141,39 +1166,6 @@ impl<'r> Transaction<'r> {
                 };
             }
             (max_len, bytes)
-        })
-    }
-
-    /// The longest of `slot`'s values after chain `chain` (the rule's, or 0 for none) and the
-    /// union of their bytes, cached until the slot changes.
-    fn summary(&self, rule: &Rule, slot: usize, chain: u32, at: u32) -> (usize, ByteSet) {
-        let entries = self.vars.get(slot);
-        let version = self.vars.version(slot);
-        let known = self.summaries.borrow().get(at as usize).and_then(|s| {
-            (s.version == version && s.entries == entries.len()).then_some((s.max_len, s.bytes))
-        });
-        known.unwrap_or_else(|| {
-            let mut max_len = 0;
-            let mut all = ByteSet::default();
-            for (i, (_, v)) in entries.iter().enumerate() {
-                let (len, bytes) = if chain == 0 {
-                    (v.len(), ByteSet::of(v))
-                } else {
-                    self.with_transformed(rule, slot, i, v, |t, b| (t.len(), *b))
-                };
-                max_len = max_len.max(len);
-                all = all.union(bytes);
-            }
-            let summary = Summary {
-                version,
-                entries: entries.len(),
-                max_len,
-                bytes: all,
-            };
-            if let Some(s) = self.summaries.borrow_mut().get_mut(at as usize) {
-                *s = summary;
-            }
-            (max_len, all)
         })
     }
 
