@@ -3,7 +3,7 @@
 
 use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::bodies;
-use super::collections::{key_hash, var_slot, Collections, FastMap, Found};
+use super::collections::{key_hash, var_slot, Collections, Found};
 use super::macros::{Part, Template};
 use super::operators::{atoi, ByteSet, Captures};
 use super::rule::{KeySel, Rule, Target};
@@ -17,12 +17,37 @@ use std::cell::RefCell;
 /// A value after a transformation chain, as of its slot's `version`.
 struct Transformed {
     version: u32,
-    /// `None`: the chain changed nothing.
-    value: Option<Box<[u8]>>,
+    /// Whether the chain changed the value (`value` is unused otherwise).
+    changed: bool,
+    value: Vec<u8>,
     bytes: ByteSet,
 }
 
-type TransformCache = FastMap<u64, Transformed>;
+/// Transformed values by (slot, chain), numbered at load as that pair's summary is
+/// ([`Target::summaries`]`[1]`), then by entry. Cells stay from one transaction to the next
+/// (a reset moves every filled slot's version on, so none is mistaken for current), and with
+/// them their buffers.
+#[derive(Default)]
+struct TransformCache(Vec<Vec<Transformed>>);
+
+impl TransformCache {
+    /// Drops what a big request left: cells past the first few of each (slot, chain), and
+    /// buffers past a total.
+    fn trim(&mut self) {
+        const KEEP_CELLS: usize = 64;
+        const KEEP_BYTES: usize = 1 << 18;
+        let mut total = 0;
+        for cells in &mut self.0 {
+            cells.truncate(KEEP_CELLS);
+            for c in cells.iter_mut() {
+                total += c.value.capacity();
+                if total > KEEP_BYTES {
+                    c.value = Vec::new();
+                }
+            }
+        }
+    }
+}
 
 /// The values a link matched, before their bookkeeping runs: names and values in one buffer
 /// reused by every rule.
@@ -83,7 +108,7 @@ impl Scratch {
     fn new() -> Scratch {
         Scratch {
             vars: Collections::default(),
-            transformed: TransformCache::with_capacity_and_hasher(512, Default::default()),
+            transformed: TransformCache::default(),
             // Sized for the rule set when a transaction takes it.
             summaries: Vec::new(),
             hits: Hits::default(),
@@ -94,13 +119,9 @@ impl Scratch {
     /// Empties everything for the next transaction; a table or buffer a big request grew
     /// goes rather than staying resident.
     fn reset(&mut self) {
-        const KEEP_TABLE: usize = 1 << 12;
         const KEEP_BYTES: usize = 1 << 16;
         self.vars.reset();
-        if self.transformed.capacity() > KEEP_TABLE {
-            self.transformed = TransformCache::with_capacity_and_hasher(512, Default::default());
-        }
-        self.transformed.clear();
+        self.transformed.trim();
         self.summaries.clear();
         for hits in [&mut self.hits, &mut self.matched_vars] {
             if hits.arena.capacity() > KEEP_BYTES {
@@ -361,7 +382,11 @@ impl<'r> Transaction<'r> {
                 matched_vars_names: var_slot!("MATCHED_VARS_NAMES"),
             },
             current_rule: None,
-            transformed: RefCell::new(scratch.transformed),
+            transformed: RefCell::new({
+                let mut t = scratch.transformed;
+                t.0.resize_with(rules.summaries, Vec::new);
+                t
+            }),
             summaries: RefCell::new({
                 let mut s = scratch.summaries;
                 s.resize_with(rules.summaries, Summary::unknown);
@@ -410,10 +435,6 @@ impl<'r> Transaction<'r> {
             return self.interruption.clone();
         }
         self.fill_body(body);
-        // Room for the body's arguments' transformations up front, rather than growing the
-        // table step by step while the rules run.
-        let args = self.vars.get(var_slot!("ARGS")).len();
-        self.transformed.borrow_mut().reserve(args * 48);
         self.run_phase(2);
         self.interruption.clone()
     }
@@ -921,7 +942,7 @@ impl<'r> Transaction<'r> {
                 if !selected {
                     continue;
                 }
-                let at = cacheable.then_some((t.slot, i));
+                let at = cacheable.then_some((t.slot, i, t.summaries[1]));
                 self.test(rule, at, v, arg, |tv, caps| {
                     hits.push(&Self::name_parts(t, k), tv, caps)
                 });
@@ -1022,7 +1043,7 @@ impl<'r> Transaction<'r> {
     fn test(
         &self,
         rule: &Rule,
-        at: Option<(usize, usize)>,
+        at: Option<(usize, usize, u32)>,
         value: &[u8],
         arg: Option<&[u8]>,
         hit: impl FnOnce(&[u8], Captures),
@@ -1040,8 +1061,8 @@ impl<'r> Transaction<'r> {
             }
         };
         match at {
-            Some((slot, i)) if rule.chain_id != 0 => {
-                self.with_transformed(rule, slot, i, value, |t, bytes| check(t, Some(bytes)))
+            Some((slot, i, id)) if rule.chain_id != 0 => {
+                self.with_transformed(rule, slot, id, i, value, |t, bytes| check(t, Some(bytes)))
             }
             _ => check(&transforms::apply(&rule.transforms, value), None),
         }
@@ -1054,33 +1075,39 @@ impl<'r> Transaction<'r> {
         &self,
         rule: &Rule,
         slot: usize,
+        id: u32,
         i: usize,
         value: &[u8],
         f: impl FnOnce(&[u8], &ByteSet) -> R,
     ) -> R {
-        debug_assert!(slot < 1 << 8 && i < 1 << 32);
-        let key = (slot as u64) << 56 | (rule.chain_id as u64) << 32 | i as u64;
         let version = self.vars.version(slot);
         let mut cache = self.transformed.borrow_mut();
-        // A new entry carries a version that cannot match, so it is computed below.
-        let cached = cache.entry(key).or_insert_with(|| Transformed {
-            version: version.wrapping_sub(1),
-            value: None,
-            bytes: ByteSet::default(),
-        });
-        if cached.version != version {
-            let out = match transforms::apply(&rule.transforms, value) {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(o) => Some(o.into_boxed_slice()),
-            };
-            let bytes = ByteSet::of(out.as_deref().unwrap_or(value));
-            *cached = Transformed {
-                version,
-                value: out,
-                bytes,
-            };
+        let cells = &mut cache.0[id as usize];
+        if cells.len() <= i {
+            // New cells carry a version that cannot match, so they are computed below.
+            cells.resize_with(i + 1, || Transformed {
+                version: version.wrapping_sub(1),
+                changed: false,
+                value: Vec::new(),
+                bytes: ByteSet::default(),
+            });
         }
-        f(cached.value.as_deref().unwrap_or(value), &cached.bytes)
+        let cached = &mut cells[i];
+        if cached.version != version {
+            cached.changed = match transforms::apply(&rule.transforms, value) {
+                Cow::Borrowed(_) => false,
+                Cow::Owned(o) => {
+                    cached.value = o;
+                    true
+                }
+            };
+            cached.bytes = ByteSet::of(if cached.changed { &cached.value } else { value });
+            cached.version = version;
+        }
+        f(
+            if cached.changed { &cached.value } else { value },
+            &cached.bytes,
+        )
     }
 
     /// Whether any entry of `slot` may match the rule's operator, judged by its prefilter on
@@ -1133,7 +1160,7 @@ impl<'r> Transaction<'r> {
                 let (len, bytes) = if chain == 0 {
                     (v.len(), ByteSet::of(v))
                 } else {
-                    self.with_transformed(rule, slot, i, v, |t, b| (t.len(), *b))
+                    self.with_transformed(rule, slot, at, i, v, |t, b| (t.len(), *b))
                 };
                 max_len = max_len.max(len);
                 all = all.union(bytes);
