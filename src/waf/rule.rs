@@ -95,6 +95,13 @@ pub struct Target {
     /// after the rule's chain, and the first through the chain's bound): numbered when the
     /// rule set is built.
     pub summaries: [u32; 3],
+    /// Whether the variable stays put while rules run (no `setvar` writes it): its
+    /// transformed values and summaries may be cached. Set when the rule set is built.
+    pub cacheable: bool,
+    /// Whether the link may rule out all the variable's values at once by their summary: a
+    /// cacheable variable read whole or by pattern (not by one key, not counted) under an
+    /// operator with a prefilter, not negated. Set when the rule set is built.
+    pub summarized: bool,
 }
 
 impl Target {
@@ -126,6 +133,8 @@ impl Target {
             count: spec.count,
             selector,
             summaries: [0; 3],
+            cacheable: false,
+            summarized: false,
         })
     }
 

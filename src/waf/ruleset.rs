@@ -3,7 +3,7 @@
 
 use super::actions::{Actions, Disruptive};
 use super::collections::slot;
-use super::rule::{Defaults, Rule, Target};
+use super::rule::{Defaults, KeySel, Rule, Target};
 use super::seclang::{self, names, Directive, EngineMode, Located, SecLangError};
 use super::transforms::Transform;
 use std::collections::HashMap;
@@ -24,9 +24,6 @@ pub struct RuleSet {
     pub request_body_access: bool,
     pub response_body_access: bool,
     pub rules: usize,
-    /// Per variable slot: whether running rules can change its values (TX, the `MATCHED_*`
-    /// variables, any collection a `setvar` writes). Only the others cache transformations.
-    pub volatile: Vec<bool>,
     /// Buffers finished transactions leave for the next ones.
     pub(super) spares: super::transaction::Spares,
     /// How many (variable, chain) summaries a transaction keeps ([`Target::summaries`]).
@@ -302,6 +299,16 @@ impl Builder {
         ] {
             volatile[slot(name)] = true;
         }
+        // Every setvar first: a rule's targets are judged against all of them.
+        for entry in &self.entries {
+            let mut link = entry.rule();
+            while let Some(r) = link {
+                for s in r.actions.setvars.iter().filter_map(|sv| sv.slot) {
+                    volatile[s] = true;
+                }
+                link = r.chained.as_deref();
+            }
+        }
         let mut chains: Vec<Vec<usize>> = vec![Vec::new()];
         let mut summaries: HashMap<(usize, u32), u32> = HashMap::new();
         let mut phases: [Vec<Item>; 5] = Default::default();
@@ -322,17 +329,18 @@ impl Builder {
                     let mut link = Some(&mut *rule);
                     while let Some(r) = link {
                         r.chain_id = intern(&mut chains, &r.transforms);
+                        let prefilters = !r.negated && r.operator.prefilters();
                         for t in &mut r.targets {
+                            t.cacheable = !volatile[t.slot];
+                            t.summarized = t.cacheable
+                                && prefilters
+                                && !t.count
+                                && !matches!(t.selector, Some(KeySel::Key(..)));
                             const BOUNDED: u32 = 1 << 31;
                             let kinds = [0, r.chain_id, BOUNDED | r.chain_id];
                             for (k, chain) in kinds.into_iter().enumerate() {
                                 let n = summaries.len() as u32;
                                 t.summaries[k] = *summaries.entry((t.slot, chain)).or_insert(n);
-                            }
-                        }
-                        for sv in &r.actions.setvars {
-                            if let Some(s) = sv.slot {
-                                volatile[s] = true;
                             }
                         }
                         link = r.chained.as_deref_mut();
@@ -357,7 +365,6 @@ impl Builder {
             request_body_access: self.request_body_access,
             response_body_access: self.response_body_access,
             rules: count,
-            volatile,
             spares: Default::default(),
         }
     }

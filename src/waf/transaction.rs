@@ -250,6 +250,8 @@ pub struct Transaction<'r> {
     /// variables only for a link that reads them ([`Self::sync_matched_vars`]).
     matched_vars: Hits,
     matched_vars_synced: bool,
+    /// [`Self::link_actions`]'s buffers for a `setvar`'s expanded key and value.
+    setvar_bufs: [String; 2],
 }
 
 impl Transaction<'_> {
@@ -260,6 +262,12 @@ impl Transaction<'_> {
             return Cow::Borrowed(lit);
         }
         let mut out = String::new();
+        self.expand_into(t, &mut out);
+        Cow::Owned(out)
+    }
+
+    /// [`Self::expand`] appended to `out` (a buffer the caller reuses).
+    fn expand_into(&self, t: &Template, out: &mut String) {
         for part in t.parts() {
             match part {
                 Part::Lit(s) => out.push_str(s),
@@ -276,7 +284,7 @@ impl Transaction<'_> {
                                 Some("msg") => {
                                     if let Some(m) = &rule.actions.msg {
                                         if !std::ptr::eq(m, t) {
-                                            out.push_str(&self.expand(m));
+                                            self.expand_into(m, out);
                                         }
                                     }
                                 }
@@ -294,7 +302,6 @@ impl Transaction<'_> {
                 }
             }
         }
-        Cow::Owned(out)
     }
 }
 
@@ -395,6 +402,7 @@ impl<'r> Transaction<'r> {
             hits: scratch.hits,
             matched_vars: scratch.matched_vars,
             matched_vars_synced: true,
+            setvar_bufs: Default::default(),
         }
     }
 
@@ -832,6 +840,9 @@ impl<'r> Transaction<'r> {
 
     /// Whether `ctl` or the rule's own exclusions take this entry out of the rule.
     fn excluded(&self, rule: &Rule, rule_id: u64, slot: usize, key: &str) -> bool {
+        if rule.exclusions.is_empty() && self.removed_targets.is_empty() {
+            return false;
+        }
         rule.exclusions.iter().any(|x| x.covers(slot, key))
             || self.removed_targets.iter().any(|c| match c {
                 Ctl::RemoveTargetById(ids, targets) => {
@@ -910,16 +921,8 @@ impl<'r> Transaction<'r> {
                 });
                 continue;
             }
-            let cacheable = !self.rules.volatile[t.slot];
-            // Several entries a prefilter may rule out at once (a negated operator's misses
-            // are hits).
-            if cacheable
-                && entries.len() > 1
-                && !matches!(t.selector, Some(KeySel::Key(..)))
-                && !rule.negated
-                && rule.operator.prefilters()
-                && !self.slot_admits(rule, t)
-            {
+            // Several entries a prefilter may rule out at once.
+            if t.summarized && entries.len() > 1 && !self.slot_admits(rule, t) {
                 continue;
             }
             // One key of an indexed collection (`TX:score`): straight to its entry.
@@ -942,7 +945,7 @@ impl<'r> Transaction<'r> {
                 if !selected {
                     continue;
                 }
-                let at = cacheable.then_some((t.slot, i, t.summaries[1]));
+                let at = t.cacheable.then_some((t.slot, i, t.summaries[1]));
                 self.test(rule, at, v, arg, |tv, caps| {
                     hits.push(&Self::name_parts(t, k), tv, caps)
                 });
@@ -1061,7 +1064,7 @@ impl<'r> Transaction<'r> {
             }
         };
         match at {
-            Some((slot, i, id)) if rule.chain_id != 0 => {
+            Some((slot, i, id)) => {
                 self.with_transformed(rule, slot, id, i, value, |t, bytes| check(t, Some(bytes)))
             }
             _ => check(&transforms::apply(&rule.transforms, value), None),
@@ -1224,22 +1227,37 @@ impl<'r> Transaction<'r> {
     }
 
     fn link_actions(&mut self, r: &'r Rule) {
+        // Keys and values expand into two buffers kept from one setvar to the next.
+        let [mut key_buf, mut val_buf] = std::mem::take(&mut self.setvar_bufs);
         for sv in &r.actions.setvars {
-            let key = self.expand(&sv.key);
             let Some(slot) = sv.slot else {
                 continue;
             };
-            let hash = sv.key_hash.unwrap_or_else(|| key_hash(&key));
-            match sv.op {
-                SetVarOp::Delete => self.vars.remove(slot, &key),
-                SetVarOp::Set => {
-                    let val = self.expand(&sv.value);
-                    self.vars.put_bytes(slot, &key, hash, val.as_bytes());
+            let key: &str = match sv.key.literal() {
+                Some(k) => k,
+                None => {
+                    key_buf.clear();
+                    self.expand_into(&sv.key, &mut key_buf);
+                    &key_buf
                 }
+            };
+            let hash = sv.key_hash.unwrap_or_else(|| key_hash(key));
+            let val: &str = match sv.value.literal() {
+                Some(v) => v,
+                None if sv.op == SetVarOp::Delete => "",
+                None => {
+                    val_buf.clear();
+                    self.expand_into(&sv.value, &mut val_buf);
+                    &val_buf
+                }
+            };
+            match sv.op {
+                SetVarOp::Delete => self.vars.remove(slot, key),
+                SetVarOp::Set => self.vars.put_bytes(slot, key, hash, val.as_bytes()),
                 SetVarOp::Add | SetVarOp::Sub => {
-                    let cur = self.vars.value_hashed(slot, Some((&key, hash)));
+                    let cur = self.vars.value_hashed(slot, Some((key, hash)));
                     let cur = cur.map(atoi).unwrap_or(0);
-                    let delta = atoi(self.expand(&sv.value).as_bytes());
+                    let delta = atoi(val.as_bytes());
                     let next = if sv.op == SetVarOp::Add {
                         cur.saturating_add(delta)
                     } else {
@@ -1247,10 +1265,11 @@ impl<'r> Transaction<'r> {
                     };
                     let mut digits = [0u8; 21];
                     let n = signed_decimal(next, &mut digits);
-                    self.vars.put_bytes(slot, &key, hash, n);
+                    self.vars.put_bytes(slot, key, hash, n);
                 }
             }
         }
+        self.setvar_bufs = [key_buf, val_buf];
         for c in &r.actions.ctls {
             self.apply_ctl(c);
         }

@@ -89,8 +89,8 @@ impl Compare {
             Kind::Streq => value == arg,
             Kind::BeginsWith => value.starts_with(arg),
             Kind::EndsWith => value.ends_with(arg),
-            Kind::Contains | Kind::Strmatch => memmem::find(value, arg).is_some(),
-            Kind::Within => !value.is_empty() && memmem::find(arg, value).is_some(),
+            Kind::Contains | Kind::Strmatch => find(value, arg),
+            Kind::Within => !value.is_empty() && find(arg, value),
             Kind::ContainsWord => {
                 let word =
                     |b: Option<&u8>| b.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
@@ -112,6 +112,19 @@ impl Compare {
     }
 }
 
+/// Whether `needle` occurs in `haystack`. A short haystack (a CRS list such as
+/// `tx.restricted_headers_basic`) is searched from each occurrence of the needle's first byte:
+/// building `memmem`'s searcher costs more than that whole scan.
+fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    match needle.first() {
+        None => true,
+        Some(&first) if haystack.len() <= 512 => {
+            memchr::memchr_iter(first, haystack).any(|at| haystack[at..].starts_with(needle))
+        }
+        Some(_) => memmem::find(haystack, needle).is_some(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +134,21 @@ mod tests {
             .unwrap()
             .unwrap()
             .matches(value.as_bytes(), Some(b"5"))
+    }
+
+    #[test]
+    fn the_short_search_finds_what_memmem_finds() {
+        let long = "ab/".repeat(200);
+        let hay = ["", "/a/ /ab/ /abc/", "aaab", "xyz", long.as_str()];
+        let needles = [
+            "", "/ab/", "/abc/ ", "aab", "ab", "b", "z", "/a", "ab/ab/x", "a/ab",
+        ];
+        for h in hay {
+            for n in needles {
+                let expect = memmem::find(h.as_bytes(), n.as_bytes()).is_some();
+                assert_eq!(find(h.as_bytes(), n.as_bytes()), expect, "{n:?} in {h:?}");
+            }
+        }
     }
 
     #[test]
