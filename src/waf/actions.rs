@@ -53,23 +53,25 @@ pub enum Ctl {
     NoEffect,
 }
 
-/// Everything a rule does besides matching.
+/// Everything a rule does besides matching. What a transaction reads for every rule and
+/// match comes first (`repr(C)` keeps the order; see [`super::rule::Rule`]).
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct Actions {
     pub id: u64,
-    pub phase: Option<u8>,
-    pub chain: bool,
-    pub disruptive: Option<Disruptive>,
+    pub skip: u32,
     pub status: Option<u16>,
+    pub disruptive: Option<Disruptive>,
     pub log: Option<bool>,
     pub capture: bool,
     pub multi_match: bool,
-    /// `t:` functions; `t:none` seen means the default chain is not inherited.
-    pub transforms: Vec<Transform>,
+    pub chain: bool,
+    pub phase: Option<u8>,
     pub transforms_reset: bool,
     pub setvars: Vec<SetVar>,
     pub ctls: Vec<Ctl>,
-    pub skip: u32,
+    /// `t:` functions; `t:none` seen means the default chain is not inherited.
+    pub transforms: Vec<Transform>,
     pub skip_after: Option<String>,
     pub msg: Option<Template>,
     pub logdata: Option<Template>,
@@ -255,7 +257,7 @@ mod tests {
         assert_eq!(a.setvars[0].op, SetVarOp::Add);
         assert_eq!(a.setvars[1].op, SetVarOp::Delete);
         assert!(
-            matches!(&a.ctls[0], Ctl::RemoveTargetById(r, t) if r == &[(942100, 942100)] && t.len() == 1 && t[0].name == "ARGS" && t[0].selector.as_ref().is_some_and(|s| s.matches("pwd")))
+            matches!(&a.ctls[0], Ctl::RemoveTargetById(r, t) if r == &[(942100, 942100)] && t.len() == 1 && t[0].name() == "ARGS" && t[0].selector.as_ref().is_some_and(|s| s.matches("pwd")))
         );
         assert_eq!(a.log, Some(false));
     }

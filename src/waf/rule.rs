@@ -88,7 +88,6 @@ fn contains_ignore_case(hay: &[u8], lit: &[u8]) -> bool {
 pub struct Target {
     /// Index into [`names::VARIABLES`].
     pub slot: usize,
-    pub name: &'static str,
     pub count: bool,
     pub selector: Option<KeySel>,
     /// Where a transaction keeps this variable's summaries (before any transformation,
@@ -129,7 +128,6 @@ impl Target {
         };
         Ok(Target {
             slot,
-            name: spec.name,
             count: spec.count,
             selector,
             summaries: [0; 3],
@@ -138,23 +136,30 @@ impl Target {
         })
     }
 
+    /// The variable's name (`ARGS`).
+    pub fn name(&self) -> &'static str {
+        names::VARIABLES[self.slot]
+    }
+
     /// Whether this (exclusion) target covers the variable `slot` entry `key`.
     pub fn covers(&self, slot: usize, key: &str) -> bool {
         self.slot == slot && self.selector.as_ref().is_none_or(|s| s.matches(key))
     }
 }
 
+/// Fields in the order a transaction reads them (`repr(C)` keeps it): what every rule's
+/// evaluation touches sits in its first few cache lines, the rest after `actions`' own hot
+/// fields.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Rule {
-    pub actions: Actions,
     pub targets: Vec<Target>,
-    pub exclusions: Vec<Target>,
-    pub operator: Operator,
-    pub negated: bool,
     pub transforms: Vec<Transform>,
+    pub exclusions: Vec<Target>,
     /// The transformation chain's number in the rule set (0: not cached); rules with the same
     /// chain share one cached result per value and transaction.
     pub chain_id: u32,
+    pub negated: bool,
     /// The operator's argument reads something this link's own matches write (captures,
     /// `setvar`, `MATCHED_*`): its values are then tested one by one, each after the
     /// previous match's actions, as ModSecurity does.
@@ -162,9 +167,11 @@ pub struct Rule {
     /// Whether the link reads `MATCHED_VARS` or `MATCHED_VARS_NAMES` (a target or a macro):
     /// the transaction keeps those variables up to date only for such links.
     pub reads_matched_vars: bool,
+    pub operator: Operator,
     /// Where `skipAfter` lands in this rule's phase, resolved when the set is built.
     pub skip_to: Option<usize>,
     pub chained: Option<Box<Rule>>,
+    pub actions: Actions,
     pub file: std::sync::Arc<str>,
     pub line: usize,
 }
@@ -206,7 +213,7 @@ impl Rule {
             .template()
             .is_some_and(|t| reads_own_writes(t, &actions));
         let lists = |name: &str| name == "MATCHED_VARS" || name == "MATCHED_VARS_NAMES";
-        let reads_matched_vars = targets.iter().any(|t| lists(t.name)) || {
+        let reads_matched_vars = targets.iter().any(|t| lists(t.name())) || {
             let mut templates = compiled
                 .template()
                 .into_iter()

@@ -305,6 +305,32 @@ impl Transaction<'_> {
     }
 }
 
+/// Asks the CPU for the rules about to run: each is a separate allocation whose fields the
+/// loop reads first thing, and most of a clean request's rules are dismissed in a few hundred
+/// instructions, so waiting on their memory would be most of their cost.
+#[inline(always)]
+fn prefetch_ahead(items: &[Item], next: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        if let Some(Item::Rule(r)) = items.get(next + 1) {
+            let p = std::sync::Arc::as_ptr(r).cast::<i8>();
+            // The fields a rule's evaluation reads first (see `Rule`'s layout).
+            for line in 0..4 {
+                // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line * 64)) };
+            }
+        }
+        if let Some(Item::Rule(r)) = items.get(next) {
+            let p = r.targets.as_ptr().cast::<i8>();
+            for line in 0..r.targets.len().min(4) {
+                // SAFETY: as above.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line * 64)) };
+            }
+        }
+    }
+}
+
 /// A link's verdict on one (transformed) value: its operator after the prefilter (on the
 /// value's bytes, computed here unless given), negated or not.
 fn verdict(
@@ -759,6 +785,7 @@ impl<'r> Transaction<'r> {
             };
             let rule: &'r Rule = rule;
             i += 1;
+            prefetch_ahead(items, i);
             if skip > 0 {
                 skip -= 1;
                 continue;
@@ -869,10 +896,10 @@ impl<'r> Transaction<'r> {
 
     /// [`Self::var_name`] in pieces, to copy without building a string.
     fn name_parts<'k>(t: &Target, key: &'k str) -> [&'k str; 3] {
-        if key == t.name {
+        if key == t.name() {
             [key, "", ""]
         } else {
-            [t.name, ":", key]
+            [t.name(), ":", key]
         }
     }
 
@@ -917,7 +944,7 @@ impl<'r> Transaction<'r> {
                 };
                 let mut digits = [0u8; 20];
                 self.test(rule, None, decimal(n, &mut digits), arg, |v, caps| {
-                    hits.push(&["&", t.name], v, caps)
+                    hits.push(&["&", t.name()], v, caps)
                 });
                 continue;
             }
@@ -975,7 +1002,7 @@ impl<'r> Transaction<'r> {
                 .filter(|(k, _)| self.selects(t, rule, chain_id, k));
             if t.count {
                 let n = selected.count().to_string().into_bytes();
-                values.push((format!("&{}", t.name), n));
+                values.push((format!("&{}", t.name()), n));
             } else {
                 values.extend(selected.map(|(k, v)| (Self::var_name(t, k), v.clone())));
             }
