@@ -5,7 +5,7 @@ use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::bodies;
 use super::collections::{key_hash, var_slot, Collections, Found};
 use super::macros::{Part, Template};
-use super::operators::{atoi, ByteSet, Captures};
+use super::operators::{atoi, ByteSet, Captures, NumericTest};
 use super::rule::{KeySel, Rule, Target};
 use super::ruleset::{Item, RuleSet};
 use super::seclang::EngineMode;
@@ -300,32 +300,6 @@ impl Transaction<'_> {
                         }
                     }
                 }
-            }
-        }
-    }
-}
-
-/// Asks the CPU for the rules about to run: each is a separate allocation whose fields the
-/// loop reads first thing, and most of a clean request's rules are dismissed in a few hundred
-/// instructions, so waiting on their memory would be most of their cost.
-#[inline(always)]
-fn prefetch_ahead(items: &[Item], next: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        if let Some(Item::Rule(r)) = items.get(next + 1) {
-            let p = std::sync::Arc::as_ptr(r).cast::<i8>();
-            // The fields a rule's evaluation reads first (see `Rule`'s layout).
-            for line in 0..4 {
-                // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line * 64)) };
-            }
-        }
-        if let Some(Item::Rule(r)) = items.get(next) {
-            let p = r.targets.as_ptr().cast::<i8>();
-            for line in 0..r.targets.len().min(4) {
-                // SAFETY: as above.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(line * 64)) };
             }
         }
     }
@@ -785,7 +759,6 @@ impl<'r> Transaction<'r> {
             };
             let rule: &'r Rule = rule;
             i += 1;
-            prefetch_ahead(items, i);
             if skip > 0 {
                 skip -= 1;
                 continue;
@@ -916,10 +889,15 @@ impl<'r> Transaction<'r> {
         if rule.in_turn {
             return self.evaluate_in_turn(rule, chain_id);
         }
-        let arg = rule.operator.template().map(|t| self.expand(t));
-        let arg = arg.as_deref().map(str::as_bytes);
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
+        if let Some(test) = &rule.tx_number {
+            if self.tx_number_hit(rule, test, &mut hits) {
+                return self.finish_link(rule, chain_id, hits);
+            }
+        }
+        let arg = rule.operator.template().map(|t| self.expand(t));
+        let arg = arg.as_deref().map(str::as_bytes);
         if rule.targets.is_empty() {
             // SecAction: an unconditional match with no variable.
             self.test(rule, None, b"", arg, |v, caps| hits.push(&[], v, caps));
@@ -978,6 +956,34 @@ impl<'r> Transaction<'r> {
                 });
             }
         }
+        self.finish_link(rule, chain_id, hits)
+    }
+
+    /// [`Rule::tx_number`]'s evaluation: pushes the one TX value to `hits` when it passes;
+    /// `false` when the general loop must judge (a `ctl` has removed targets, TX unindexed).
+    fn tx_number_hit(&self, rule: &Rule, test: &NumericTest, hits: &mut Hits) -> bool {
+        let t = &rule.targets[0];
+        let Some(KeySel::Key(k, h)) = &t.selector else {
+            return false;
+        };
+        if !self.removed_targets.is_empty() {
+            return false;
+        }
+        match self.vars.find_hashed(t.slot, k, *h) {
+            Found::At(Some(i)) => {
+                let (key, value) = &self.vars.get(t.slot)[i];
+                if test.holds(value) {
+                    hits.push(&Self::name_parts(t, key), value, Captures::default());
+                }
+                true
+            }
+            Found::At(None) => true,
+            Found::Scan => false,
+        }
+    }
+
+    /// A link's matches (`hits`) recorded, its per-match actions run, then the next link.
+    fn finish_link(&mut self, rule: &'r Rule, chain_id: u64, mut hits: Hits) -> bool {
         self.clear_matched();
         let any = !hits.list.is_empty();
         for hit in &mut hits.list {
@@ -1505,6 +1511,36 @@ SecRule TX:score "@eq 0" "id:9,phase:1,pass,log"
             assert_eq!(denied.3, Some(500));
         }
         assert_eq!(run(&[], &[]), first);
+    }
+
+    /// The paranoia-level gates' quick path against the general loop: the same matches,
+    /// `MATCHED_*` and skips, and a `ctl` that removes the target still heard.
+    #[test]
+    fn a_tx_number_test_is_a_rule_like_any_other() {
+        let text = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule TX:PL "@lt 2" "id:2,phase:1,pass,log,setvar:'tx.seen=%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule TX:pl "@ge 2" "id:3,phase:1,pass,log"
+SecRule TX:missing "@lt 2" "id:4,phase:1,pass,log"
+SecRule TX:pl "@eq 1" "id:5,phase:1,pass,nolog,skipAfter:END"
+SecRule TX:pl "@eq 1" "id:6,phase:1,pass,log"
+SecMarker END
+SecRule ARGS:off "@streq 1" "id:7,phase:2,pass,nolog,ctl:ruleRemoveTargetById=8;TX:pl"
+SecRule TX:pl "@eq 1" "id:8,phase:2,pass,log"
+"#;
+        let set = rules(text);
+        let quick = set.phases[0]
+            .iter()
+            .filter(|i| matches!(i, Item::Rule(r) if r.tx_number.is_some()))
+            .count();
+        assert_eq!(quick, 5, "rules 2-6 take the quick path");
+        let mut tx = Transaction::new(&set);
+        tx.process_request_headers(&get("/"));
+        tx.process_request_body(b"");
+        assert_eq!(tx.matched_ids(), vec![2, 8]);
+        assert_eq!(tx.tx("seen"), Some(&b"TX:pl=1"[..]));
+        assert_eq!(run(&set, "/?off=1"), vec![2]);
     }
 
     #[test]

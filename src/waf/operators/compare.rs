@@ -69,6 +69,20 @@ impl Compare {
         }))
     }
 
+    /// A numeric comparison with a literal number (`@lt 2`), ready to test values with no
+    /// argument to expand or parse.
+    pub fn numeric_literal(&self) -> Option<NumericTest> {
+        let lit = self.arg.literal()?;
+        matches!(
+            self.kind,
+            Kind::Eq | Kind::Ge | Kind::Gt | Kind::Le | Kind::Lt
+        )
+        .then(|| NumericTest {
+            kind: self.kind,
+            number: atoi(lit.as_bytes()),
+        })
+    }
+
     /// The argument when it holds macros (the caller expands it once per rule evaluation).
     pub fn template(&self) -> Option<&Template> {
         self.arg.literal().is_none().then_some(&self.arg)
@@ -112,6 +126,28 @@ impl Compare {
     }
 }
 
+/// [`Compare::numeric_literal`]: the comparison and its number.
+#[derive(Debug, Clone, Copy)]
+pub struct NumericTest {
+    kind: Kind,
+    number: i64,
+}
+
+impl NumericTest {
+    /// What [`Compare::matches`] says of `value`.
+    pub fn holds(&self, value: &[u8]) -> bool {
+        let v = atoi(value);
+        match self.kind {
+            Kind::Eq => v == self.number,
+            Kind::Ge => v >= self.number,
+            Kind::Gt => v > self.number,
+            Kind::Le => v <= self.number,
+            Kind::Lt => v < self.number,
+            _ => unreachable!("numeric_literal makes numeric tests only"),
+        }
+    }
+}
+
 /// Whether `needle` occurs in `haystack`. A short haystack (a CRS list such as
 /// `tx.restricted_headers_basic`) is searched from each occurrence of the needle's first byte:
 /// building `memmem`'s searcher costs more than that whole scan.
@@ -134,6 +170,36 @@ mod tests {
             .unwrap()
             .unwrap()
             .matches(value.as_bytes(), Some(b"5"))
+    }
+
+    #[test]
+    fn a_numeric_test_says_what_the_comparison_says() {
+        for name in ["eq", "ge", "gt", "le", "lt"] {
+            for arg in ["2", "-1", "0", "10"] {
+                let c = Compare::new(name, arg).unwrap().unwrap();
+                let t = c.numeric_literal().expect("numeric with a literal");
+                for v in ["1", "2", "3", "-1", "", "abc", " 2", "10x", "-0"] {
+                    assert_eq!(
+                        t.holds(v.as_bytes()),
+                        c.matches(v.as_bytes(), None),
+                        "{v} @{name} {arg}"
+                    );
+                }
+            }
+        }
+        let not_numeric = ["streq", "within", "contains"];
+        for name in not_numeric {
+            assert!(Compare::new(name, "2")
+                .unwrap()
+                .unwrap()
+                .numeric_literal()
+                .is_none());
+        }
+        assert!(Compare::new("lt", "%{tx.x}")
+            .unwrap()
+            .unwrap()
+            .numeric_literal()
+            .is_none());
     }
 
     #[test]

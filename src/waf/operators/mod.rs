@@ -11,7 +11,7 @@ mod validate;
 use super::macros::Template;
 use std::path::Path;
 
-pub use compare::atoi;
+pub use compare::{atoi, NumericTest};
 pub use prefilter::ByteSet;
 pub use rx::Captures;
 
@@ -69,6 +69,14 @@ impl Operator {
     pub fn template(&self) -> Option<&Template> {
         match self {
             Operator::Compare(c) => c.template(),
+            _ => None,
+        }
+    }
+
+    /// A numeric comparison with a literal number ([`compare::Compare::numeric_literal`]).
+    pub fn numeric_literal(&self) -> Option<NumericTest> {
+        match self {
+            Operator::Compare(c) => c.numeric_literal(),
             _ => None,
         }
     }
