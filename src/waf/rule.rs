@@ -4,7 +4,7 @@
 use super::actions::{Actions, Disruptive};
 use super::collections::key_hash;
 use super::macros::{Part, Template};
-use super::operators::{self, NumericTest, Operator};
+use super::operators::{self, Operator};
 use super::seclang::{names, OperatorSpec, Selector, VarSpec};
 use super::transforms::Transform;
 use regex::bytes::{Regex, RegexBuilder};
@@ -168,10 +168,6 @@ pub struct Rule {
     /// the transaction keeps those variables up to date only for such links.
     pub reads_matched_vars: bool,
     pub operator: Operator,
-    /// Set when the rule set is built for a link that compares one TX value with a literal
-    /// number and nothing else (the CRS's paranoia-level gates, a few dozen per request):
-    /// the transaction tests it without the general loop.
-    pub tx_number: Option<NumericTest>,
     /// Where `skipAfter` lands in this rule's phase, resolved when the set is built.
     pub skip_to: Option<usize>,
     pub chained: Option<Box<Rule>>,
@@ -239,32 +235,12 @@ impl Rule {
             exclusions,
             transforms,
             chain_id: 0,
-            tx_number: None,
             skip_to: None,
             actions,
             chained: None,
             file: "".into(),
             line: 0,
         })
-    }
-
-    /// [`Rule::tx_number`]'s test, when this link is one: one `TX:key` target (no count, no
-    /// exclusion), no transformation, a literal numeric comparison, not negated, no
-    /// `multiMatch` or `capture`.
-    pub fn tx_number_test(&self) -> Option<NumericTest> {
-        let [t] = self.targets.as_slice() else {
-            return None;
-        };
-        let simple = t.slot == crate::waf::collections::slot_of("TX")
-            && !t.count
-            && matches!(t.selector, Some(KeySel::Key(..)))
-            && self.exclusions.is_empty()
-            && self.transforms.is_empty()
-            && !self.negated
-            && !self.in_turn
-            && !self.actions.multi_match
-            && !self.actions.capture;
-        simple.then(|| self.operator.numeric_literal()).flatten()
     }
 
     /// The last rule of this chain (where the next chained rule attaches).

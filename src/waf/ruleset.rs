@@ -329,7 +329,6 @@ impl Builder {
                     let mut link = Some(&mut *rule);
                     while let Some(r) = link {
                         r.chain_id = intern(&mut chains, &r.transforms);
-                        r.tx_number = r.tx_number_test();
                         let prefilters = !r.negated && r.operator.prefilters();
                         for t in &mut r.targets {
                             t.cacheable = !volatile[t.slot];

@@ -5,7 +5,7 @@ use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::bodies;
 use super::collections::{key_hash, var_slot, Collections, Found};
 use super::macros::{Part, Template};
-use super::operators::{atoi, ByteSet, Captures, NumericTest};
+use super::operators::{atoi, ByteSet, Captures};
 use super::rule::{KeySel, Rule, Target};
 use super::ruleset::{Item, RuleSet};
 use super::seclang::EngineMode;
@@ -264,6 +264,19 @@ impl Transaction<'_> {
         let mut out = String::new();
         self.expand_into(t, &mut out);
         Cow::Owned(out)
+    }
+
+    /// [`Self::expand`] without a new `String`: the literal itself, or the expansion written
+    /// over `buf`.
+    fn expand_in<'a>(&self, t: &'a Template, buf: &'a mut String) -> &'a str {
+        match t.literal() {
+            Some(l) => l,
+            None => {
+                buf.clear();
+                self.expand_into(t, buf);
+                buf
+            }
+        }
     }
 
     /// [`Self::expand`] appended to `out` (a buffer the caller reuses).
@@ -889,15 +902,10 @@ impl<'r> Transaction<'r> {
         if rule.in_turn {
             return self.evaluate_in_turn(rule, chain_id);
         }
-        let mut hits = std::mem::take(&mut self.hits);
-        hits.clear();
-        if let Some(test) = &rule.tx_number {
-            if self.tx_number_hit(rule, test, &mut hits) {
-                return self.finish_link(rule, chain_id, hits);
-            }
-        }
         let arg = rule.operator.template().map(|t| self.expand(t));
         let arg = arg.as_deref().map(str::as_bytes);
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
         if rule.targets.is_empty() {
             // SecAction: an unconditional match with no variable.
             self.test(rule, None, b"", arg, |v, caps| hits.push(&[], v, caps));
@@ -956,34 +964,6 @@ impl<'r> Transaction<'r> {
                 });
             }
         }
-        self.finish_link(rule, chain_id, hits)
-    }
-
-    /// [`Rule::tx_number`]'s evaluation: pushes the one TX value to `hits` when it passes;
-    /// `false` when the general loop must judge (a `ctl` has removed targets, TX unindexed).
-    fn tx_number_hit(&self, rule: &Rule, test: &NumericTest, hits: &mut Hits) -> bool {
-        let t = &rule.targets[0];
-        let Some(KeySel::Key(k, h)) = &t.selector else {
-            return false;
-        };
-        if !self.removed_targets.is_empty() {
-            return false;
-        }
-        match self.vars.find_hashed(t.slot, k, *h) {
-            Found::At(Some(i)) => {
-                let (key, value) = &self.vars.get(t.slot)[i];
-                if test.holds(value) {
-                    hits.push(&Self::name_parts(t, key), value, Captures::default());
-                }
-                true
-            }
-            Found::At(None) => true,
-            Found::Scan => false,
-        }
-    }
-
-    /// A link's matches (`hits`) recorded, its per-match actions run, then the next link.
-    fn finish_link(&mut self, rule: &'r Rule, chain_id: u64, mut hits: Hits) -> bool {
         self.clear_matched();
         let any = !hits.list.is_empty();
         for hit in &mut hits.list {
@@ -1266,23 +1246,11 @@ impl<'r> Transaction<'r> {
             let Some(slot) = sv.slot else {
                 continue;
             };
-            let key: &str = match sv.key.literal() {
-                Some(k) => k,
-                None => {
-                    key_buf.clear();
-                    self.expand_into(&sv.key, &mut key_buf);
-                    &key_buf
-                }
-            };
+            let key = self.expand_in(&sv.key, &mut key_buf);
             let hash = sv.key_hash.unwrap_or_else(|| key_hash(key));
-            let val: &str = match sv.value.literal() {
-                Some(v) => v,
-                None if sv.op == SetVarOp::Delete => "",
-                None => {
-                    val_buf.clear();
-                    self.expand_into(&sv.value, &mut val_buf);
-                    &val_buf
-                }
+            let val = match sv.op {
+                SetVarOp::Delete => "",
+                _ => self.expand_in(&sv.value, &mut val_buf),
             };
             match sv.op {
                 SetVarOp::Delete => self.vars.remove(slot, key),
@@ -1513,10 +1481,10 @@ SecRule TX:score "@eq 0" "id:9,phase:1,pass,log"
         assert_eq!(run(&[], &[]), first);
     }
 
-    /// The paranoia-level gates' quick path against the general loop: the same matches,
+    /// The paranoia-level gates (a TX value against a number read at load): their matches,
     /// `MATCHED_*` and skips, and a `ctl` that removes the target still heard.
     #[test]
-    fn a_tx_number_test_is_a_rule_like_any_other() {
+    fn a_tx_value_against_a_number_is_a_rule_like_any_other() {
         let text = r#"
 SecRuleEngine On
 SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
@@ -1530,11 +1498,14 @@ SecRule ARGS:off "@streq 1" "id:7,phase:2,pass,nolog,ctl:ruleRemoveTargetById=8;
 SecRule TX:pl "@eq 1" "id:8,phase:2,pass,log"
 "#;
         let set = rules(text);
-        let quick = set.phases[0]
+        let read_at_load = set.phases[0]
             .iter()
-            .filter(|i| matches!(i, Item::Rule(r) if r.tx_number.is_some()))
+            .filter(|i| matches!(i, Item::Rule(r) if r.operator.literal_number().is_some()))
             .count();
-        assert_eq!(quick, 5, "rules 2-6 take the quick path");
+        assert_eq!(
+            read_at_load, 5,
+            "rules 2-6 compare with a number read at load"
+        );
         let mut tx = Transaction::new(&set);
         tx.process_request_headers(&get("/"));
         tx.process_request_body(b"");

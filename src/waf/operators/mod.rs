@@ -11,7 +11,7 @@ mod validate;
 use super::macros::Template;
 use std::path::Path;
 
-pub use compare::{atoi, NumericTest};
+pub use compare::atoi;
 pub use prefilter::ByteSet;
 pub use rx::Captures;
 
@@ -73,10 +73,11 @@ impl Operator {
         }
     }
 
-    /// A numeric comparison with a literal number ([`compare::Compare::numeric_literal`]).
-    pub fn numeric_literal(&self) -> Option<NumericTest> {
+    /// A numeric comparison's literal argument, as read at load.
+    #[cfg(test)]
+    pub fn literal_number(&self) -> Option<i64> {
         match self {
-            Operator::Compare(c) => c.numeric_literal(),
+            Operator::Compare(c) => c.number,
             _ => None,
         }
     }
