@@ -279,6 +279,32 @@ impl Transaction<'_> {
         }
     }
 
+    /// An operator's argument: the literal, or a template that is one macro read in place
+    /// (`@within %{tx.restricted_headers_basic}`, `@ge %{tx.inbound_anomaly_score_threshold}`),
+    /// or else the expansion.
+    fn argument<'a>(&'a self, t: &'a Template) -> Cow<'a, [u8]> {
+        if let Some(lit) = t.literal() {
+            return Cow::Borrowed(lit.as_bytes());
+        }
+        if let [Part::Var {
+            collection,
+            key,
+            hash,
+            slot: Some(s),
+        }] = t.parts()
+        {
+            if collection != "RULE" {
+                let key = key.as_deref().map(|k| (k, *hash));
+                let v = self.vars.value_hashed(*s, key).unwrap_or_default();
+                // What the expansion would give, as long as it is text.
+                if std::str::from_utf8(v).is_ok() {
+                    return Cow::Borrowed(v);
+                }
+            }
+        }
+        Cow::Owned(self.expand(t).into_owned().into_bytes())
+    }
+
     /// [`Self::expand`] appended to `out` (a buffer the caller reuses).
     fn expand_into(&self, t: &Template, out: &mut String) {
         for part in t.parts() {
@@ -309,7 +335,10 @@ impl Transaction<'_> {
                     if let Some(s) = *slot {
                         let key = key.as_deref().map(|k| (k, *hash));
                         if let Some(v) = self.vars.value_hashed(s, key) {
-                            out.push_str(&String::from_utf8_lossy(v));
+                            match std::str::from_utf8(v) {
+                                Ok(text) => out.push_str(text),
+                                Err(_) => out.push_str(&String::from_utf8_lossy(v)),
+                            }
                         }
                     }
                 }
@@ -902,10 +931,10 @@ impl<'r> Transaction<'r> {
         if rule.in_turn {
             return self.evaluate_in_turn(rule, chain_id);
         }
-        let arg = rule.operator.template().map(|t| self.expand(t));
-        let arg = arg.as_deref().map(str::as_bytes);
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
+        let arg = rule.operator.template().map(|t| self.argument(t));
+        let arg = arg.as_deref();
         if rule.targets.is_empty() {
             // SecAction: an unconditional match with no variable.
             self.test(rule, None, b"", arg, |v, caps| hits.push(&[], v, caps));

@@ -119,16 +119,25 @@ impl Compare {
 }
 
 /// Whether `needle` occurs in `haystack`. A short haystack (a CRS list such as
-/// `tx.restricted_headers_basic`) is searched from each occurrence of the needle's first byte:
-/// building `memmem`'s searcher costs more than that whole scan.
+/// `tx.restricted_headers_basic`) is searched from each occurrence of one byte of the needle:
+/// building `memmem`'s searcher costs more than that whole scan. The byte is the needle's
+/// first letter or digit: in `/proxy/ /if/ ...` the `/` the needle starts with is everywhere.
 fn find(haystack: &[u8], needle: &[u8]) -> bool {
-    match needle.first() {
-        None => true,
-        Some(&first) if haystack.len() <= 512 => {
-            memchr::memchr_iter(first, haystack).any(|at| haystack[at..].starts_with(needle))
-        }
-        Some(_) => memmem::find(haystack, needle).is_some(),
+    if needle.is_empty() {
+        return true;
     }
+    if haystack.len() > 512 {
+        return memmem::find(haystack, needle).is_some();
+    }
+    let at = needle
+        .iter()
+        .position(u8::is_ascii_alphanumeric)
+        .unwrap_or(0);
+    let last = match haystack.len().checked_sub(needle.len() - at) {
+        Some(last) if last >= at => last,
+        _ => return false,
+    };
+    memchr::memchr_iter(needle[at], &haystack[at..=last]).any(|i| haystack[i..].starts_with(needle))
 }
 
 #[cfg(test)]
@@ -173,9 +182,18 @@ mod tests {
     #[test]
     fn the_short_search_finds_what_memmem_finds() {
         let long = "ab/".repeat(200);
-        let hay = ["", "/a/ /ab/ /abc/", "aaab", "xyz", long.as_str()];
+        let hay = [
+            "",
+            "/a/ /ab/ /abc/",
+            "aaab",
+            "xyz",
+            "/-x",
+            "-/",
+            long.as_str(),
+        ];
         let needles = [
-            "", "/ab/", "/abc/ ", "aab", "ab", "b", "z", "/a", "ab/ab/x", "a/ab",
+            "", "/ab/", "/abc/ ", "aab", "ab", "b", "z", "/a", "ab/ab/x", "a/ab", "/", "-/", "/-x",
+            "/-x/", "--/-x", " /abc/", "/abc/",
         ];
         for h in hay {
             for n in needles {

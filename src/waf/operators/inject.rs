@@ -1,6 +1,6 @@
 //! `@detectSQLi` / `@detectXSS` with libinjection (the pure-Rust `libinjectionrs`).
 
-use super::Captures;
+use super::{ByteSet, Captures};
 use libinjectionrs::{SqliFlags, SqliState};
 
 pub fn sqli(value: &[u8], captures: Option<&mut Captures>) -> bool {
@@ -35,6 +35,20 @@ fn one_token(value: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'_'),
         _ => value.iter().all(u8::is_ascii_digit),
     }
+}
+
+/// What a value's bytes say of [`one_token`]: a value all letters, or all digits, is one
+/// token; `false` is certain, `true` leaves it to [`sqli`] (`4f`, `a1` and `_a` may or may not
+/// be).
+pub fn sqli_admits(bytes: &ByteSet) -> bool {
+    const LETTERS: ByteSet = ByteSet::span(b'A', b'Z').or(ByteSet::span(b'a', b'z'));
+    const DIGITS: ByteSet = ByteSet::span(b'0', b'9');
+    !bytes.within(&LETTERS) && !bytes.within(&DIGITS)
+}
+
+/// What a value's bytes say of [`cannot_be_html`].
+pub fn xss_admits(bytes: &ByteSet) -> bool {
+    bytes.contains(b'<') || bytes.contains(b'=')
 }
 
 /// Whether libinjection cannot read `value` as XSS in any of the five contexts it tries: it

@@ -22,7 +22,8 @@ pub enum Operator {
     Compare(compare::Compare),
     DetectSqli,
     DetectXss,
-    ValidateByteRange(Box<[bool; 256]>),
+    /// The bytes outside the allowed ranges.
+    ValidateByteRange(ByteSet),
     ValidateUrlEncoding,
     ValidateUtf8Encoding,
     IpMatch(Vec<ipnet::IpNet>),
@@ -87,6 +88,11 @@ impl Operator {
         match self {
             Operator::Rx(r) => r.prefilters(),
             Operator::Pm(p) => p.prefilter.is_some(),
+            Operator::DetectSqli
+            | Operator::DetectXss
+            | Operator::ValidateByteRange(_)
+            | Operator::ValidateUrlEncoding
+            | Operator::ValidateUtf8Encoding => true,
             _ => false,
         }
     }
@@ -97,6 +103,12 @@ impl Operator {
         match self {
             Operator::Rx(r) => r.admits(len, bytes),
             Operator::Pm(p) => p.prefilter.as_ref().is_none_or(|f| f.admits(len, bytes)),
+            Operator::DetectSqli => inject::sqli_admits(bytes),
+            Operator::DetectXss => inject::xss_admits(bytes),
+            // Exact: a value matches when it holds one of these bytes.
+            Operator::ValidateByteRange(outside) => bytes.meets(outside),
+            Operator::ValidateUrlEncoding => bytes.contains(b'%'),
+            Operator::ValidateUtf8Encoding => bytes.has_non_ascii(),
             _ => true,
         }
     }
@@ -113,7 +125,7 @@ impl Operator {
             Operator::Compare(c) => c.matches(value, expanded),
             Operator::DetectSqli => inject::sqli(value, captures),
             Operator::DetectXss => inject::xss(value),
-            Operator::ValidateByteRange(allowed) => value.iter().any(|b| !allowed[*b as usize]),
+            Operator::ValidateByteRange(outside) => value.iter().any(|b| outside.contains(*b)),
             Operator::ValidateUrlEncoding => validate::bad_url_encoding(value),
             Operator::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
             Operator::IpMatch(nets) => std::str::from_utf8(value)
@@ -122,6 +134,66 @@ impl Operator {
                 .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
             Operator::Unconditional => true,
             Operator::NoMatch => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte-set test only ever rules out values the operator would not match: checked on
+    /// clean values, attacks, invalid encodings and every single byte, and each test rules
+    /// out some clean value (or it would be worth nothing).
+    #[test]
+    fn what_a_byte_set_rules_out_never_matches() {
+        let dir = Path::new(".");
+        let ops = [
+            "detectSQLi",
+            "detectXSS",
+            "validateByteRange",
+            "validateUrlEncoding",
+            "validateUtf8Encoding",
+        ]
+        .map(|name| compile(name, "32-126", dir).unwrap());
+        let mut values: Vec<Vec<u8>> = [
+            "",
+            "page",
+            "q",
+            "2",
+            "007",
+            "4f2a9c1e",
+            "a1",
+            "_a",
+            "x_1",
+            "blue widget",
+            "-price",
+            "1 union select 1",
+            "1' or '1'='1",
+            "admin'--",
+            "1;drop table users--",
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            "x=1",
+            "a%2",
+            "%zz",
+            "a%20b",
+            "caf\u{e9}",
+            "tab\there",
+        ]
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+        values.extend([b"\xff\xfe".to_vec(), b"a\x00b".to_vec(), b"\xc3".to_vec()]);
+        values.extend((0..=255u8).map(|b| vec![b]));
+        for op in &ops {
+            let mut ruled_out = 0;
+            for v in &values {
+                let admitted = op.admits(v.len(), &ByteSet::of(v));
+                assert!(admitted || !op.matches(v, None, None), "{op:?} {v:?}");
+                ruled_out += !admitted as usize;
+            }
+            assert!(op.prefilters() && ruled_out > 0, "{op:?}");
         }
     }
 }

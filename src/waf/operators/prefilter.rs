@@ -13,6 +13,32 @@ pub struct ByteSet([u64; 4]);
 impl ByteSet {
     pub const ALL: ByteSet = ByteSet([u64::MAX; 4]);
 
+    /// The bytes `lo` to `hi`, both included.
+    pub const fn span(lo: u8, hi: u8) -> ByteSet {
+        let mut w = [0u64; 4];
+        let mut b = lo as usize;
+        while b <= hi as usize {
+            w[b >> 6] |= 1 << (b & 63);
+            b += 1;
+        }
+        ByteSet(w)
+    }
+
+    pub const fn or(self, o: ByteSet) -> ByteSet {
+        let (a, b) = (self.0, o.0);
+        ByteSet([a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3]])
+    }
+
+    pub const fn complement(self) -> ByteSet {
+        let w = self.0;
+        ByteSet([!w[0], !w[1], !w[2], !w[3]])
+    }
+
+    /// Whether every byte here is also in `o`.
+    pub fn within(&self, o: &ByteSet) -> bool {
+        (0..4).all(|i| self.0[i] & !o.0[i] == 0)
+    }
+
     pub fn of(value: &[u8]) -> ByteSet {
         let mut s = ByteSet::default();
         for &b in value {
@@ -35,7 +61,8 @@ impl ByteSet {
         ByteSet(std::array::from_fn(|i| self.0[i] | o.0[i]))
     }
 
-    fn meets(&self, o: &ByteSet) -> bool {
+    /// Whether the two sets share a byte.
+    pub fn meets(&self, o: &ByteSet) -> bool {
         (0..4).any(|i| self.0[i] & o.0[i] != 0)
     }
 

@@ -1,7 +1,10 @@
 //! `@validateByteRange` and `@validateUrlEncoding`: they match when the input is NOT valid.
 
-pub fn byte_ranges(arg: &str) -> Result<Box<[bool; 256]>, String> {
-    let mut allowed = Box::new([false; 256]);
+use super::ByteSet;
+
+/// The bytes outside the ranges `arg` allows: a value matches when it holds one of them.
+pub fn byte_ranges(arg: &str) -> Result<ByteSet, String> {
+    let mut allowed = ByteSet::default();
     for part in arg.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let num = |s: &str| {
             s.trim()
@@ -15,11 +18,11 @@ pub fn byte_ranges(arg: &str) -> Result<Box<[bool; 256]>, String> {
                 (n, n)
             }
         };
-        for i in a..=b {
-            allowed[i as usize] = true;
+        if a <= b {
+            allowed = allowed.or(ByteSet::span(a, b));
         }
     }
-    Ok(allowed)
+    Ok(allowed.complement())
 }
 
 pub fn bad_url_encoding(value: &[u8]) -> bool {
@@ -46,8 +49,10 @@ mod tests {
 
     #[test]
     fn ranges_and_encodings() {
-        let r = byte_ranges("32-126, 9").unwrap();
-        assert!(r[b'a' as usize] && r[9] && !r[0] && !r[127]);
+        let outside = byte_ranges("32-126, 9").unwrap();
+        assert!(!outside.contains(b'a') && !outside.contains(9));
+        assert!(outside.contains(0) && outside.contains(127) && outside.contains(255));
+        assert!(byte_ranges("10-5").unwrap().contains(7));
         assert!(byte_ranges("1-300").is_err());
         assert!(bad_url_encoding(b"a%2"));
         assert!(bad_url_encoding(b"%zz"));
