@@ -987,7 +987,7 @@ impl<'r> Transaction<'r> {
                 if !selected {
                     continue;
                 }
-                let at = t.cacheable.then_some((t.slot, i, t.summaries[1]));
+                let at = t.cacheable.then_some((t, i));
                 self.test(rule, at, v, arg, |tv, caps| {
                     hits.push(&Self::name_parts(t, k), tv, caps)
                 });
@@ -1083,19 +1083,22 @@ impl<'r> Transaction<'r> {
     }
 
     /// Runs the transformations and the operator on one value; on a match, `hit` gets the
-    /// transformed value and the captures. `at` (slot, entry) names a value that stays put for
-    /// the phase, whose transformed form is cached for every rule with the same chain.
+    /// transformed value and the captures. `at` (target, entry) names a value that stays put
+    /// for the phase, whose transformed form is cached for every rule with the same chain.
     fn test(
         &self,
         rule: &Rule,
-        at: Option<(usize, usize, u32)>,
+        at: Option<(&Target, usize)>,
         value: &[u8],
         arg: Option<&[u8]>,
         hit: impl FnOnce(&[u8], Captures),
     ) {
         let mut caps = Captures::default();
         if rule.actions.multi_match {
-            if let Some(t) = self.multi_match(rule, value, arg, &mut caps) {
+            let raw = at.map(|(t, i)| {
+                self.with_transformed(&[], t.slot, t.summaries[0], i, value, |_, b| *b)
+            });
+            if let Some(t) = self.multi_match(rule, value, raw, arg, &mut caps) {
                 hit(&t, caps);
             }
             return;
@@ -1106,19 +1109,20 @@ impl<'r> Transaction<'r> {
             }
         };
         match at {
-            Some((slot, i, id)) => {
-                self.with_transformed(rule, slot, id, i, value, |t, bytes| check(t, Some(bytes)))
+            Some((t, i)) => {
+                let (chain, id) = (&rule.transforms, t.summaries[1]);
+                self.with_transformed(chain, t.slot, id, i, value, |t, b| check(t, Some(b)))
             }
             _ => check(&transforms::apply(&rule.transforms, value), None),
         }
     }
 
-    /// Calls `f` with entry `i` of `slot` (whose value is `value`) after the rule's
-    /// transformations, and the bytes it holds: computed once per chain and entry, until the
+    /// Calls `f` with entry `i` of `slot` (whose value is `value`) after `chain` (summary
+    /// number `id`), and the bytes it holds: computed once per chain and entry, until the
     /// slot changes.
     fn with_transformed<R>(
         &self,
-        rule: &Rule,
+        chain: &[transforms::Transform],
         slot: usize,
         id: u32,
         i: usize,
@@ -1139,7 +1143,7 @@ impl<'r> Transaction<'r> {
         }
         let cached = &mut cells[i];
         if cached.version != version {
-            cached.changed = match transforms::apply(&rule.transforms, value) {
+            cached.changed = match transforms::apply(chain, value) {
                 Cow::Borrowed(_) => false,
                 Cow::Owned(o) => {
                     cached.value = o;
@@ -1205,7 +1209,7 @@ impl<'r> Transaction<'r> {
                 let (len, bytes) = if chain == 0 {
                     (v.len(), ByteSet::of(v))
                 } else {
-                    self.with_transformed(rule, slot, at, i, v, |t, b| (t.len(), *b))
+                    self.with_transformed(&rule.transforms, slot, at, i, v, |t, b| (t.len(), *b))
                 };
                 max_len = max_len.max(len);
                 all = all.union(bytes);
@@ -1306,20 +1310,23 @@ impl<'r> Transaction<'r> {
     }
 
     /// `multiMatch`: the operator runs on the value before the transformations and after
-    /// each one that changed it.
+    /// each one that changed it. `bytes`, the value's own, when known.
     fn multi_match(
         &self,
         rule: &Rule,
         value: &[u8],
+        bytes: Option<ByteSet>,
         arg: Option<&[u8]>,
         caps: &mut Captures,
     ) -> Option<Vec<u8>> {
-        let check = |v: &[u8], caps: &mut Captures| verdict(rule, v, None, arg, caps);
-        if check(value, caps) {
+        let bytes = bytes.unwrap_or_else(|| ByteSet::of(value));
+        let steps = Self::multi_match_steps(rule, value.len(), bytes)?;
+        if verdict(rule, value, Some(&bytes), arg, caps) {
             return Some(value.to_vec());
         }
+        let check = |v: &[u8], caps: &mut Captures| verdict(rule, v, None, arg, caps);
         let mut current = Cow::Borrowed(value);
-        for t in &rule.transforms {
+        for t in &rule.transforms[..steps] {
             let changed = match t.run(&current) {
                 Cow::Owned(next) if next != *current => Some(next),
                 _ => None,
@@ -1332,6 +1339,26 @@ impl<'r> Transaction<'r> {
             }
         }
         None
+    }
+
+    /// How many of the rule's transformations a `multiMatch` value of this length and these
+    /// bytes needs: none past the last one after which the operator's byte-set test, on the
+    /// steps' bounds, may pass; `None` when it passes at no step (`false` is then certain,
+    /// unless the rule is negated).
+    fn multi_match_steps(rule: &Rule, len: usize, bytes: ByteSet) -> Option<usize> {
+        let op = &rule.operator;
+        if rule.negated || !op.prefilters() {
+            return Some(rule.transforms.len());
+        }
+        let mut last = op.admits(len, &bytes).then_some(0);
+        let (mut bytes, mut len) = (bytes, len);
+        for (k, t) in rule.transforms.iter().enumerate() {
+            (bytes, len) = transforms::bound(std::slice::from_ref(t), bytes, len);
+            if op.admits(len, &bytes) {
+                last = Some(k + 1);
+            }
+        }
+        last
     }
 
     fn log_match(&mut self, rule: &Rule, phase: u8) {
@@ -1428,6 +1455,25 @@ SecRule ARGS "@rx <script" "id:12,phase:2,pass,log,t:none,t:urlDecodeUni,multiMa
             run(&set, "/?q=plain&r=%26%2347%3Betc%26%2347%3Bpasswd"),
             [11]
         );
+    }
+
+    /// `multiMatch` stops transforming where no later step could match: the test is on the
+    /// steps' bounds, so a match the last step reveals is still found, and a negated rule
+    /// (which matches what its operator does not) still sees every step.
+    #[test]
+    fn multi_match_runs_the_steps_a_match_may_need() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRule ARGS "@rx <script" "id:30,phase:2,pass,log,t:none,t:base64Decode,t:lowercase,multiMatch"
+SecRule ARGS "!@rx ^x" "id:31,phase:2,pass,log,t:none,t:lowercase,multiMatch"
+"#,
+        );
+        // `<SCRIPT` in Base64, and the first five bytes of it.
+        assert_eq!(run(&set, "/?a=PFNDUklQVA"), [30, 31]);
+        assert_eq!(run(&set, "/?a=PFNDUklQ"), [31]);
+        assert_eq!(run(&set, "/?a=x1"), Vec::<u64>::new());
+        assert_eq!(run(&set, "/?a=X1"), [31]);
     }
 
     #[test]

@@ -78,6 +78,11 @@ mod bound {
         (ByteSet::ALL, len)
     }
 
+    /// Base64: anything, three bytes for every four characters at most.
+    pub fn base64(_: ByteSet, len: usize) -> (ByteSet, usize) {
+        (ByteSet::ALL, len / 4 * 3 + (len % 4).saturating_sub(1))
+    }
+
     /// Encodings and digests: anything, a few times longer at most.
     pub fn grows(_: ByteSet, len: usize) -> (ByteSet, usize) {
         (ByteSet::ALL, len.saturating_mul(4).saturating_add(64))
@@ -122,8 +127,8 @@ pub fn lookup(name: &str) -> Option<Transform> {
         "jsdecode" => (decode::js_decode, bound::decoder::<b'\\'>),
         "cssdecode" => (decode::css_decode, bound::decoder::<b'\\'>),
         "escapeseqdecode" => (decode::escape_seq_decode, bound::decoder::<b'\\'>),
-        "base64decode" => (decode::base64_decode, bound::any),
-        "base64decodeext" => (decode::base64_decode_ext, bound::any),
+        "base64decode" => (decode::base64_decode, bound::base64),
+        "base64decodeext" => (decode::base64_decode_ext, bound::base64),
         "hexdecode" => (decode::hex_decode, bound::any),
         "sqlhexdecode" => (decode::sql_hex_decode, bound::any),
         "utf8tounicode" => (encode::utf8_to_unicode, bound::utf8_to_unicode),
@@ -217,7 +222,14 @@ mod tests {
     /// Every step's output stays within its bound, on inputs that trigger each decoder.
     #[test]
     fn bounds_hold_what_the_steps_make() {
-        let inputs: [&[u8]; 8] = [
+        let inputs: [&[u8]; 15] = [
+            b"Q",
+            b"QU",
+            b"QUJ",
+            b"QUJD",
+            b"QUJDR",
+            b"QUJDREV",
+            b"QUJDREVGRw==",
             b"Plain Text",
             b"a%27b+c%u0041",
             b"&lt;script&#x3e;",
