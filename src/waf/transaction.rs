@@ -1165,11 +1165,11 @@ impl<'r> Transaction<'r> {
     /// bound (no transformation runs), then on the transformed values.
     fn slot_admits(&self, rule: &Rule, t: &Target) -> bool {
         let slot = t.slot;
-        let (len, bytes) = self.summary(rule, slot, 0, t.summaries[0]);
+        let raw = || self.summary(rule, slot, 0, t.summaries[0]);
         if rule.actions.multi_match {
             // The operator sees the value before the chain and after each step: the bound
             // step by step.
-            let (mut bytes, mut len) = (bytes, len);
+            let (mut len, mut bytes) = raw();
             if rule.operator.admits(len, &bytes) {
                 return true;
             }
@@ -1179,24 +1179,21 @@ impl<'r> Transaction<'r> {
             });
         }
         if rule.chain_id == 0 {
+            let (len, bytes) = raw();
             return rule.operator.admits(len, &bytes);
         }
-        let (len, bytes) = self.bounded(rule, t, (len, bytes));
+        // The raw summary through the chain's bound, the same for every rule with that chain,
+        // is kept as a summary is: while it holds, the raw one is not even looked up.
+        let (len, bytes) = self.kept_summary(slot, t.summaries[2], || {
+            let (len, bytes) = raw();
+            let (bytes, len) = transforms::bound(&rule.transforms, bytes, len);
+            (len, bytes)
+        });
         if !rule.operator.admits(len, &bytes) {
             return false;
         }
         let (len, bytes) = self.summary(rule, slot, rule.chain_id, t.summaries[1]);
         rule.operator.admits(len, &bytes)
-    }
-
-    /// `raw`, the summary of target `t`'s values before any transformation, through the
-    /// bound of the rule's chain: the same for every rule with that chain, so kept as a
-    /// summary is.
-    fn bounded(&self, rule: &Rule, t: &Target, raw: (usize, ByteSet)) -> (usize, ByteSet) {
-        self.kept_summary(t.slot, t.summaries[2], || {
-            let (bytes, len) = transforms::bound(&rule.transforms, raw.1, raw.0);
-            (len, bytes)
-        })
     }
 
     /// The longest of `slot`'s values after chain `chain` (the rule's, or 0 for none) and the
