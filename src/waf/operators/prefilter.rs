@@ -117,10 +117,13 @@ impl ByteSet {
 /// Sets kept per pattern: each one rules values out on its own.
 const MAX_SETS: usize = 3;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Prefilter {
     min_len: usize,
-    needs: Vec<ByteSet>,
+    /// In place, for a test with no pointer to follow; [`ByteSet::ALL`] where a pattern has
+    /// fewer sets (any value with a byte meets it, and one with none is too short or lacks
+    /// the set a pattern does have).
+    needs: [ByteSet; MAX_SETS],
 }
 
 impl Prefilter {
@@ -146,7 +149,10 @@ impl Prefilter {
         // A set that nearly any value meets only costs time.
         needs.retain(|s| s.commonness() < 400);
         needs.truncate(MAX_SETS);
-        (min_len > 1 || !needs.is_empty()).then_some(Prefilter { min_len, needs })
+        let useful = min_len > 1 || !needs.is_empty();
+        needs.resize(MAX_SETS, ByteSet::ALL);
+        let needs = needs.try_into().ok()?;
+        useful.then_some(Prefilter { min_len, needs })
     }
 
     /// The prefilter of a case-insensitive phrase list (`@pm`): no shorter than the shortest
@@ -177,7 +183,10 @@ impl Prefilter {
 
     /// Whether a value of this length and these bytes may match.
     pub fn admits(&self, len: usize, bytes: &ByteSet) -> bool {
-        len >= self.min_len && self.needs.iter().all(|n| bytes.meets(n))
+        len >= self.min_len
+            && bytes.meets(&self.needs[0])
+            && bytes.meets(&self.needs[1])
+            && bytes.meets(&self.needs[2])
     }
 }
 
