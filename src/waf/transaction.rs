@@ -1167,16 +1167,9 @@ impl<'r> Transaction<'r> {
         let slot = t.slot;
         let raw = || self.summary(rule, slot, 0, t.summaries[0]);
         if rule.actions.multi_match {
-            // The operator sees the value before the chain and after each step: the bound
-            // step by step.
-            let (mut len, mut bytes) = raw();
-            if rule.operator.admits(len, &bytes) {
-                return true;
-            }
-            return rule.transforms.iter().any(|t| {
-                (bytes, len) = transforms::bound(std::slice::from_ref(t), bytes, len);
-                rule.operator.admits(len, &bytes)
-            });
+            // The operator sees the value before the chain and after each step.
+            let (len, bytes) = raw();
+            return Self::multi_match_steps(rule, len, bytes).is_some();
         }
         if rule.chain_id == 0 {
             let (len, bytes) = raw();
