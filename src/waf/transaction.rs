@@ -286,16 +286,9 @@ impl Transaction<'_> {
         if let Some(lit) = t.literal() {
             return Cow::Borrowed(lit.as_bytes());
         }
-        if let [Part::Var {
-            collection,
-            key,
-            hash,
-            slot: Some(s),
-        }] = t.parts()
-        {
+        if let [part @ Part::Var { collection, .. }] = t.parts() {
             if collection != "RULE" {
-                let key = key.as_deref().map(|k| (k, *hash));
-                let v = self.vars.value_hashed(*s, key).unwrap_or_default();
+                let v = self.stored(part).unwrap_or_default();
                 // What the expansion would give, as long as it is text.
                 if std::str::from_utf8(v).is_ok() {
                     return Cow::Borrowed(v);
@@ -305,16 +298,25 @@ impl Transaction<'_> {
         Cow::Owned(self.expand(t).into_owned().into_bytes())
     }
 
+    /// What a macro part reads from the collections (`None` for a literal, or nothing there).
+    fn stored(&self, part: &Part) -> Option<&[u8]> {
+        let Part::Var {
+            key, hash, slot, ..
+        } = part
+        else {
+            return None;
+        };
+        let key = key.as_deref().map(|k| (k, *hash));
+        self.vars.value_hashed((*slot)?, key)
+    }
+
     /// [`Self::expand`] appended to `out` (a buffer the caller reuses).
     fn expand_into(&self, t: &Template, out: &mut String) {
         for part in t.parts() {
             match part {
                 Part::Lit(s) => out.push_str(s),
                 Part::Var {
-                    collection,
-                    key,
-                    hash,
-                    slot,
+                    collection, key, ..
                 } => {
                     if collection == "RULE" {
                         if let Some(rule) = self.current_rule {
@@ -332,13 +334,10 @@ impl Transaction<'_> {
                         }
                         continue;
                     }
-                    if let Some(s) = *slot {
-                        let key = key.as_deref().map(|k| (k, *hash));
-                        if let Some(v) = self.vars.value_hashed(s, key) {
-                            match std::str::from_utf8(v) {
-                                Ok(text) => out.push_str(text),
-                                Err(_) => out.push_str(&String::from_utf8_lossy(v)),
-                            }
+                    if let Some(v) = self.stored(part) {
+                        match std::str::from_utf8(v) {
+                            Ok(text) => out.push_str(text),
+                            Err(_) => out.push_str(&String::from_utf8_lossy(v)),
                         }
                     }
                 }
