@@ -49,11 +49,12 @@ impl TransformCache {
     }
 }
 
-/// The values a link matched, before their bookkeeping runs: names and values in one buffer
-/// reused by every rule.
+/// The values a link matched: names and values in two buffers reused by every rule. Tested
+/// into, then kept as the link's `MATCHED_VARS`.
 #[derive(Default)]
 struct Hits {
-    arena: Vec<u8>,
+    names: String,
+    values: Vec<u8>,
     list: Vec<Hit>,
 }
 
@@ -65,22 +66,35 @@ struct Hit {
 
 impl Hits {
     fn clear(&mut self) {
-        self.arena.clear();
+        self.names.clear();
+        self.values.clear();
         self.list.clear();
     }
 
     fn push(&mut self, name: &[&str], value: &[u8], caps: Captures) {
-        let start = self.arena.len();
+        let (name_at, value_at) = (self.names.len(), self.values.len());
         for part in name {
-            self.arena.extend_from_slice(part.as_bytes());
+            self.names.push_str(part);
         }
-        let mid = self.arena.len();
-        self.arena.extend_from_slice(value);
+        self.values.extend_from_slice(value);
         self.list.push(Hit {
-            name: start..mid,
-            value: mid..self.arena.len(),
+            name: name_at..self.names.len(),
+            value: value_at..self.values.len(),
             caps,
         });
+    }
+
+    /// Hit `k`'s variable name and value.
+    fn get(&self, k: usize) -> (&str, &[u8]) {
+        let hit = &self.list[k];
+        (
+            &self.names[hit.name.clone()],
+            &self.values[hit.value.clone()],
+        )
+    }
+
+    fn capacity(&self) -> usize {
+        self.names.capacity() + self.values.capacity()
     }
 }
 
@@ -124,7 +138,7 @@ impl Scratch {
         self.transformed.trim();
         self.summaries.clear();
         for hits in [&mut self.hits, &mut self.matched_vars] {
-            if hits.arena.capacity() > KEEP_BYTES {
+            if hits.capacity() > KEEP_BYTES {
                 *hits = Hits::default();
             }
             hits.clear();
@@ -168,7 +182,7 @@ impl Drop for Transaction<'_> {
             vars: std::mem::replace(&mut self.vars, Collections::empty()),
             transformed: std::mem::take(self.transformed.get_mut()),
             summaries: std::mem::take(self.summaries.get_mut()),
-            hits: std::mem::take(&mut self.hits),
+            hits: std::mem::take(self.hits.get_mut()),
             matched_vars: std::mem::take(&mut self.matched_vars),
         };
         self.rules.spares.give(scratch);
@@ -244,8 +258,8 @@ pub struct Transaction<'r> {
     transformed: RefCell<TransformCache>,
     /// [`Summary`] by (slot, chain), numbered at load ([`Target::summaries`]).
     summaries: RefCell<Vec<Summary>>,
-    /// Reused by each rule evaluation.
-    hits: Hits,
+    /// What each rule evaluation matches, tested into (through `&self`).
+    hits: RefCell<Hits>,
     /// The current link's matches so far: `MATCHED_VARS(_NAMES)`, copied into those
     /// variables only for a link that reads them ([`Self::sync_matched_vars`]).
     matched_vars: Hits,
@@ -440,7 +454,7 @@ impl<'r> Transaction<'r> {
                 s.resize_with(rules.summaries, Summary::unknown);
                 s
             }),
-            hits: scratch.hits,
+            hits: RefCell::new(scratch.hits),
             matched_vars: scratch.matched_vars,
             matched_vars_synced: true,
             setvar_bufs: Default::default(),
@@ -930,13 +944,15 @@ impl<'r> Transaction<'r> {
         if rule.in_turn {
             return self.evaluate_in_turn(rule, chain_id);
         }
-        let mut hits = std::mem::take(&mut self.hits);
-        hits.clear();
+        self.hits.get_mut().clear();
+        let hits = &self.hits;
         let arg = rule.operator.template().map(|t| self.argument(t));
         let arg = arg.as_deref();
         if rule.targets.is_empty() {
             // SecAction: an unconditional match with no variable.
-            self.test(rule, None, b"", arg, |v, caps| hits.push(&[], v, caps));
+            self.test(rule, None, b"", arg, |v, caps| {
+                hits.borrow_mut().push(&[], v, caps)
+            });
         }
         for t in &rule.targets {
             let entries = self.vars.get(t.slot);
@@ -958,7 +974,7 @@ impl<'r> Transaction<'r> {
                 };
                 let mut digits = [0u8; 20];
                 self.test(rule, None, decimal(n, &mut digits), arg, |v, caps| {
-                    hits.push(&["&", t.name()], v, caps)
+                    hits.borrow_mut().push(&["&", t.name()], v, caps)
                 });
                 continue;
             }
@@ -988,21 +1004,27 @@ impl<'r> Transaction<'r> {
                 }
                 let at = t.cacheable.then_some((t, i));
                 self.test(rule, at, v, arg, |tv, caps| {
-                    hits.push(&Self::name_parts(t, k), tv, caps)
+                    hits.borrow_mut().push(&Self::name_parts(t, k), tv, caps)
                 });
             }
         }
         self.clear_matched();
-        let any = !hits.list.is_empty();
-        for hit in &mut hits.list {
-            let caps = std::mem::take(&mut hit.caps);
-            // Built from variable names and keys, both strings.
-            let name = std::str::from_utf8(&hits.arena[hit.name.clone()]).unwrap_or_default();
-            let value = &hits.arena[hit.value.clone()];
-            self.record(rule, name, value, caps);
+        if self.hits.get_mut().list.is_empty() {
+            return false;
         }
-        self.hits = hits;
-        any && self.next_link(rule, chain_id)
+        // The hits become the link's MATCHED_VARS, and the buffer they replace the next
+        // link's to test into.
+        std::mem::swap(self.hits.get_mut(), &mut self.matched_vars);
+        let mut hits = std::mem::take(&mut self.matched_vars);
+        for k in 0..hits.list.len() {
+            let caps = std::mem::take(&mut hits.list[k].caps);
+            self.record(rule, &hits, k, caps);
+        }
+        // What `take` left is empty and owns nothing: dropping it would only cost the check.
+        let left = std::mem::replace(&mut self.matched_vars, hits);
+        debug_assert!(left.list.capacity() == 0 && left.capacity() == 0);
+        std::mem::forget(left);
+        self.next_link(rule, chain_id)
     }
 
     /// [`Self::evaluate`] for a link whose operator argument may read what its own matches
@@ -1026,7 +1048,7 @@ impl<'r> Transaction<'r> {
         }
         self.clear_matched();
         let mut any = false;
-        let mut hit = Hits::default();
+        let (mut hit, mut all) = (Hits::default(), Hits::default());
         for (name, value) in values {
             let arg = rule.operator.template().map(|t| self.expand(t));
             hit.clear();
@@ -1039,10 +1061,11 @@ impl<'r> Transaction<'r> {
             );
             if let Some(h) = hit.list.pop() {
                 any = true;
-                let value = &hit.arena[h.value];
-                self.record(rule, &name, value, h.caps);
+                all.push(&[&name], &hit.values[h.value], Captures::default());
+                self.record(rule, &all, all.list.len() - 1, h.caps);
             }
         }
+        self.matched_vars = all;
         any && self.next_link(rule, chain_id)
     }
 
@@ -1065,16 +1088,21 @@ impl<'r> Transaction<'r> {
         if self.matched_vars_synced {
             return;
         }
+        let m = std::mem::take(&mut self.matched_vars);
+        self.set_matched_vars(&m, m.list.len());
+        self.matched_vars = m;
+    }
+
+    /// `MATCHED_VARS` and `MATCHED_VARS_NAMES` as the first `n` of `hits`.
+    fn set_matched_vars(&mut self, hits: &Hits, n: usize) {
         let h = self.hot;
         for slot in [h.matched_vars, h.matched_vars_names] {
             if !self.vars.get(slot).is_empty() {
                 self.vars.clear_slot(slot);
             }
         }
-        let m = &self.matched_vars;
-        for hit in &m.list {
-            let name = std::str::from_utf8(&m.arena[hit.name.clone()]).unwrap_or_default();
-            let value = &m.arena[hit.value.clone()];
+        for k in 0..n {
+            let (name, value) = hits.get(k);
             self.vars.push(h.matched_vars_names, name, name.as_bytes());
             self.vars.push(h.matched_vars, name, value);
         }
@@ -1234,8 +1262,9 @@ impl<'r> Transaction<'r> {
         })
     }
 
-    /// Bookkeeping for one matching value, then the link's per-match actions.
-    fn record(&mut self, rule: &'r Rule, name: &str, transformed: &[u8], caps: Captures) {
+    /// Bookkeeping for hit `k` of the link's `hits` (its matching values so far), then the
+    /// link's per-match actions.
+    fn record(&mut self, rule: &'r Rule, hits: &Hits, k: usize, caps: Captures) {
         if rule.actions.capture {
             const GROUP: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
             for (i, g) in caps.groups.into_iter().enumerate() {
@@ -1246,15 +1275,14 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
+        let (name, transformed) = hits.get(k);
         let h = self.hot;
         let v = &mut self.vars;
         v.set_slot_bytes(h.matched_var, "MATCHED_VAR", transformed);
         v.set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
-        self.matched_vars
-            .push(&[name], transformed, Captures::default());
         self.matched_vars_synced = false;
         if rule.reads_matched_vars {
-            self.sync_matched_vars();
+            self.set_matched_vars(hits, k + 1);
         }
         // As ModSecurity v2 does: setvar and ctl run for every value that matches, with that
         // value's captures (920450 records each restricted header so).
