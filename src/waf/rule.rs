@@ -22,6 +22,7 @@ pub enum KeySel {
 }
 
 impl KeySel {
+    #[inline]
     pub fn matches(&self, key: &str) -> bool {
         match self {
             KeySel::Key(k, _) => key.eq_ignore_ascii_case(k),
@@ -101,6 +102,9 @@ pub struct Target {
     /// cacheable variable read whole or by pattern (not by one key, not counted) under an
     /// operator with a prefilter, not negated. Set when the rule set is built.
     pub summarized: bool,
+    /// Whether the rule excludes some of this variable's keys (`!REQUEST_COOKIES:/__utm/`
+    /// for `REQUEST_COOKIES`). Set when the rule set is built.
+    pub excludable: bool,
 }
 
 impl Target {
@@ -133,6 +137,7 @@ impl Target {
             summaries: [0; 3],
             cacheable: false,
             summarized: false,
+            excludable: false,
         })
     }
 

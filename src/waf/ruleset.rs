@@ -331,6 +331,7 @@ impl Builder {
                         r.chain_id = intern(&mut chains, &r.transforms);
                         let prefilters = !r.negated && r.operator.prefilters();
                         for t in &mut r.targets {
+                            t.excludable = r.exclusions.iter().any(|x| x.slot == t.slot);
                             t.cacheable = !volatile[t.slot];
                             t.summarized = t.cacheable
                                 && prefilters

@@ -894,10 +894,15 @@ impl<'r> Transaction<'r> {
     }
 
     /// Whether `ctl` or the rule's own exclusions take this entry out of the rule.
-    fn excluded(&self, rule: &Rule, rule_id: u64, slot: usize, key: &str) -> bool {
-        if rule.exclusions.is_empty() && self.removed_targets.is_empty() {
-            return false;
-        }
+    #[inline]
+    fn excluded(&self, rule: &Rule, t: &Target, rule_id: u64, key: &str) -> bool {
+        // Most variables have no exclusion in their rule, and no `ctl` removes any: that
+        // answer is worth no call.
+        (t.excludable || !self.removed_targets.is_empty())
+            && self.excluded_by_any(rule, rule_id, t.slot, key)
+    }
+
+    fn excluded_by_any(&self, rule: &Rule, rule_id: u64, slot: usize, key: &str) -> bool {
         rule.exclusions.iter().any(|x| x.covers(slot, key))
             || self.removed_targets.iter().any(|c| match c {
                 Ctl::RemoveTargetById(ids, targets) => {
@@ -914,7 +919,7 @@ impl<'r> Transaction<'r> {
     /// Whether target `t` of `rule` inspects the entry under `key`.
     fn selects(&self, t: &Target, rule: &Rule, rule_id: u64, key: &str) -> bool {
         t.selector.as_ref().is_none_or(|s| s.matches(key))
-            && !self.excluded(rule, rule_id, t.slot, key)
+            && !self.excluded(rule, t, rule_id, key)
     }
 
     /// How a matched value is named in `MATCHED_VAR_NAME` (`ARGS:q`; a scalar by itself).
@@ -962,7 +967,7 @@ impl<'r> Transaction<'r> {
                     Some(KeySel::Key(k, h)) if self.vars.indexed(t.slot) => {
                         match self.vars.find_hashed(t.slot, k, *h) {
                             Found::At(Some(i)) => {
-                                !self.excluded(rule, chain_id, t.slot, &entries[i].0) as usize
+                                !self.excluded(rule, t, chain_id, &entries[i].0) as usize
                             }
                             _ => 0,
                         }
@@ -996,7 +1001,7 @@ impl<'r> Transaction<'r> {
                 let i = range.start + i;
                 // The index found the one key already; only exclusions may still drop it.
                 let selected = match only {
-                    Some(_) => !self.excluded(rule, chain_id, t.slot, k),
+                    Some(_) => !self.excluded(rule, t, chain_id, k),
                     None => self.selects(t, rule, chain_id, k),
                 };
                 if !selected {
