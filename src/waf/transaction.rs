@@ -918,8 +918,7 @@ impl<'r> Transaction<'r> {
 
     /// Whether target `t` of `rule` inspects the entry under `key`.
     fn selects(&self, t: &Target, rule: &Rule, rule_id: u64, key: &str) -> bool {
-        t.selector.as_ref().is_none_or(|s| s.matches(key))
-            && !self.excluded(rule, t, rule_id, key)
+        t.selector.as_ref().is_none_or(|s| s.matches(key)) && !self.excluded(rule, t, rule_id, key)
     }
 
     /// How a matched value is named in `MATCHED_VAR_NAME` (`ARGS:q`; a scalar by itself).
