@@ -246,6 +246,9 @@ pub struct Transaction<'r> {
     removed_tags: Vec<String>,
     /// The `ctl:ruleRemoveTarget*` actions that ran (their targets compiled at load).
     removed_targets: Vec<&'r Ctl>,
+    /// The variables those `ctl`s name, one bit each: only their entries are looked up
+    /// there (CRS's 941010 removes `REQUEST_FILENAME` from the XSS rules on most requests).
+    removed_slots: [u64; 4],
     body_processor: Option<String>,
     force_body_variable: bool,
     pub matched: Vec<Matched>,
@@ -360,6 +363,9 @@ impl Transaction<'_> {
     }
 }
 
+// `removed_slots` has a bit for each variable.
+const _: () = assert!(super::seclang::names::VARIABLES.len() <= 256);
+
 /// A link's verdict on one (transformed) value: its operator after the prefilter (on the
 /// value's bytes, computed here unless given), negated or not.
 fn verdict(
@@ -432,6 +438,7 @@ impl<'r> Transaction<'r> {
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
+            removed_slots: [0; 4],
             body_processor: None,
             force_body_variable: false,
             matched: Vec::new(),
@@ -894,11 +901,11 @@ impl<'r> Transaction<'r> {
     }
 
     /// Whether `ctl` or the rule's own exclusions take this entry out of the rule.
-    #[inline]
+    #[inline(always)]
     fn excluded(&self, rule: &Rule, t: &Target, rule_id: u64, key: &str) -> bool {
-        // Most variables have no exclusion in their rule, and no `ctl` removes any: that
+        // Most variables have no exclusion in their rule and none removed by a `ctl`: that
         // answer is worth no call.
-        (t.excludable || !self.removed_targets.is_empty())
+        (t.excludable || self.removed_slots[t.slot / 64] & 1 << (t.slot % 64) != 0)
             && self.excluded_by_any(rule, rule_id, t.slot, key)
     }
 
@@ -1406,7 +1413,12 @@ impl<'r> Transaction<'r> {
             Ctl::RuleEngineDetectionOnly => self.engine = EngineMode::DetectionOnly,
             Ctl::RemoveById(r) => self.removed_ids.extend(r.iter().copied()),
             Ctl::RemoveByTag(t) => self.removed_tags.push(t.clone()),
-            Ctl::RemoveTargetById(..) | Ctl::RemoveTargetByTag(..) => self.removed_targets.push(c),
+            Ctl::RemoveTargetById(_, targets) | Ctl::RemoveTargetByTag(_, targets) => {
+                for t in targets {
+                    self.removed_slots[t.slot / 64] |= 1 << (t.slot % 64);
+                }
+                self.removed_targets.push(c)
+            }
             Ctl::RequestBodyProcessor(p) => self.body_processor = Some(p.clone()),
             Ctl::ForceRequestBodyVariable => self.force_body_variable = true,
             Ctl::RequestBodyAccess(_) | Ctl::NoEffect => {}
@@ -1608,6 +1620,24 @@ SecRule TX:pl "@eq 1" "id:8,phase:2,pass,log"
         assert_eq!(tx.matched_ids(), vec![2, 8]);
         assert_eq!(tx.tx("seen"), Some(&b"TX:pl=1"[..]));
         assert_eq!(run(&set, "/?off=1"), vec![2]);
+    }
+
+    /// A rule's own `!VAR:key` and a `ctl` that removes a variable from tagged rules drop
+    /// just those entries, from just those rules.
+    #[test]
+    fn excluded_and_removed_targets_drop_only_their_entries() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRule REQUEST_FILENAME "@rx ^/" "id:1,phase:1,pass,log,ctl:ruleRemoveTargetByTag=perf;REQUEST_FILENAME"
+SecRule REQUEST_FILENAME "@rx x" "id:2,phase:1,pass,log,tag:perf"
+SecRule ARGS|!ARGS:/^skip/ "@rx x" "id:3,phase:1,pass,log"
+SecRule ARGS "@rx x" "id:4,phase:1,pass,log,tag:perf"
+SecRule REQUEST_FILENAME "@rx x" "id:5,phase:1,pass,log"
+"#,
+        );
+        assert_eq!(run(&set, "/x?skip_a=x"), vec![1, 4, 5]);
+        assert_eq!(run(&set, "/y?a=x"), vec![1, 3, 4]);
     }
 
     #[test]
