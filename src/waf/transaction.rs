@@ -909,6 +909,7 @@ impl<'r> Transaction<'r> {
             && self.excluded_by_any(rule, rule_id, t.slot, key)
     }
 
+    /// [`Self::excluded`] past its shortcut: the rule's exclusions, then the `ctl`s.
     fn excluded_by_any(&self, rule: &Rule, rule_id: u64, slot: usize, key: &str) -> bool {
         rule.exclusions.iter().any(|x| x.covers(slot, key))
             || self.removed_targets.iter().any(|c| match c {
