@@ -40,20 +40,11 @@ impl ByteSet {
     }
 
     pub fn of(value: &[u8]) -> ByteSet {
-        // Four sets filled in turn: consecutive bytes mostly set bits of the same word, and
-        // with one set each would wait for the one before to be stored (twice as slow).
-        let mut sets = [ByteSet::default(); 4];
-        let mut quads = value.chunks_exact(4);
-        for quad in &mut quads {
-            for (s, &b) in sets.iter_mut().zip(quad) {
-                s.insert(b);
-            }
+        let mut s = ByteSet::default();
+        for &b in value {
+            s.insert(b);
         }
-        for &b in quads.remainder() {
-            sets[0].insert(b);
-        }
-        let [a, b, c, d] = sets;
-        a.union(b).union(c.union(d))
+        s
     }
 
     fn insert(&mut self, b: u8) {
