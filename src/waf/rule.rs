@@ -164,6 +164,10 @@ pub struct Rule {
     /// The transformation chain's number in the rule set (0: not cached); rules with the same
     /// chain share one cached result per value and transaction.
     pub chain_id: u32,
+    /// Where a transaction keeps the union of the bounded summaries (`summaries[2]`) of the
+    /// summarized variables, when there are several: one test may rule them all out. Set
+    /// when the rule set is built.
+    pub group: Option<u32>,
     pub negated: bool,
     /// The operator's argument reads something this link's own matches write (captures,
     /// `setvar`, `MATCHED_*`): its values are then tested one by one, each after the
@@ -241,6 +245,7 @@ impl Rule {
             transforms,
             chain_id: 0,
             skip_to: None,
+            group: None,
             actions,
             chained: None,
             file: "".into(),

@@ -26,7 +26,8 @@ pub struct RuleSet {
     pub rules: usize,
     /// Buffers finished transactions leave for the next ones.
     pub(super) spares: super::transaction::Spares,
-    /// How many (variable, chain) summaries a transaction keeps ([`Target::summaries`]).
+    /// How many (variable, chain) summaries a transaction keeps ([`Target::summaries`]),
+    /// with the unions of [`Rule::group`].
     pub(super) summaries: usize,
     /// The phase-1 set-up region ([`super::setup`]), and its outcomes by start.
     pub(super) setup: super::setup::Region,
@@ -311,6 +312,13 @@ impl Builder {
         }
         let mut chains: Vec<Vec<usize>> = vec![Vec::new()];
         let mut summaries: HashMap<(usize, u32), u32> = HashMap::new();
+        let mut groups: HashMap<(Vec<usize>, u32), u32> = HashMap::new();
+        // Summaries and groups share one numbering: one table holds both.
+        let mut ids = 0u32;
+        fn next(ids: &mut u32) -> u32 {
+            *ids += 1;
+            *ids - 1
+        }
         let mut phases: [Vec<Item>; 5] = Default::default();
         let mut count = 0;
         for entry in self.entries {
@@ -340,9 +348,22 @@ impl Builder {
                             const BOUNDED: u32 = 1 << 31;
                             let kinds = [0, r.chain_id, BOUNDED | r.chain_id];
                             for (k, chain) in kinds.into_iter().enumerate() {
-                                let n = summaries.len() as u32;
-                                t.summaries[k] = *summaries.entry((t.slot, chain)).or_insert(n);
+                                t.summaries[k] = *summaries
+                                    .entry((t.slot, chain))
+                                    .or_insert_with(|| next(&mut ids));
                             }
+                        }
+                        let mut members: Vec<usize> = r
+                            .targets
+                            .iter()
+                            .filter(|t| t.summarized)
+                            .map(|t| t.slot)
+                            .collect();
+                        members.sort_unstable();
+                        members.dedup();
+                        if members.len() > 1 && !r.actions.multi_match {
+                            let key = (members, r.chain_id);
+                            r.group = Some(*groups.entry(key).or_insert_with(|| next(&mut ids)));
                         }
                         link = r.chained.as_deref_mut();
                     }
@@ -359,7 +380,7 @@ impl Builder {
         RuleSet {
             setup,
             setups: Default::default(),
-            summaries: summaries.len(),
+            summaries: ids as usize,
             phases,
             defaults: self.defaults,
             engine: self.engine,

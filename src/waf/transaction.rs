@@ -960,6 +960,7 @@ impl<'r> Transaction<'r> {
         let hits = &self.hits;
         let arg = rule.operator.template().map(|t| self.argument(t));
         let arg = arg.as_deref();
+        let group_out = rule.group.is_some_and(|g| !self.group_admits(rule, g));
         if rule.targets.is_empty() {
             // SecAction: an unconditional match with no variable.
             self.test(rule, None, b"", arg, |v, caps| {
@@ -991,7 +992,7 @@ impl<'r> Transaction<'r> {
                 continue;
             }
             // Several entries a prefilter may rule out at once.
-            if t.summarized && entries.len() > 1 && !self.slot_admits(rule, t) {
+            if t.summarized && (group_out || entries.len() > 1 && !self.slot_admits(rule, t)) {
                 continue;
             }
             // One key of an indexed collection (`TX:score`): straight to its entry.
@@ -1214,17 +1215,48 @@ impl<'r> Transaction<'r> {
             let (len, bytes) = raw();
             return rule.operator.admits(len, &bytes);
         }
-        // The raw summary through the chain's bound, the same for every rule with that chain,
-        // is kept as a summary is: while it holds, the raw one is not even looked up.
-        let (len, bytes) = self.kept_summary(slot, t.summaries[2], || {
-            let (len, bytes) = raw();
-            let (bytes, len) = transforms::bound(&rule.transforms, bytes, len);
-            (len, bytes)
-        });
+        let (len, bytes) = self.bounded_summary(rule, t);
         if !rule.operator.admits(len, &bytes) {
             return false;
         }
         let (len, bytes) = self.summary(rule, slot, rule.chain_id, t.summaries[1]);
+        rule.operator.admits(len, &bytes)
+    }
+
+    /// The raw summary through the chain's bound, the same for every rule with that chain:
+    /// kept as a summary is, and while it holds the raw one is not even looked up.
+    fn bounded_summary(&self, rule: &Rule, t: &Target) -> (usize, ByteSet) {
+        let raw = || self.summary(rule, t.slot, 0, t.summaries[0]);
+        if rule.chain_id == 0 {
+            return raw();
+        }
+        self.kept_summary(t.slot, t.summaries[2], || {
+            let (len, bytes) = raw();
+            let (bytes, len) = transforms::bound(&rule.transforms, bytes, len);
+            (len, bytes)
+        })
+    }
+
+    /// Whether any value of the rule's summarized variables may match, judged on the union
+    /// of their bounded summaries (summary `group`): most rules of a clean request are
+    /// ruled out here at once rather than variable by variable.
+    fn group_admits(&self, rule: &Rule, group: u32) -> bool {
+        let members = || rule.targets.iter().filter(|t| t.summarized);
+        // Versions only grow and entries are only added between two version changes, so
+        // the two sums tell one state of the variables from any later one.
+        let (mut version, mut entries) = (0u32, 0usize);
+        for t in members() {
+            version = version.wrapping_add(self.vars.version(t.slot));
+            entries += self.vars.get(t.slot).len();
+        }
+        let (len, bytes) = self.kept(group, version, entries, || {
+            let (mut len, mut bytes) = (0, ByteSet::default());
+            for t in members().filter(|t| !self.vars.get(t.slot).is_empty()) {
+                let (l, b) = self.bounded_summary(rule, t);
+                (len, bytes) = (len.max(l), bytes.union(b));
+            }
+            (len, bytes)
+        });
         rule.operator.admits(len, &bytes)
     }
 
@@ -1254,9 +1286,24 @@ impl<'r> Transaction<'r> {
         at: u32,
         compute: impl FnOnce() -> (usize, ByteSet),
     ) -> (usize, ByteSet) {
+        self.kept(
+            at,
+            self.vars.version(slot),
+            self.vars.get(slot).len(),
+            compute,
+        )
+    }
+
+    /// Summary `at`, kept from `compute` while the state it was computed in (`version`,
+    /// `entries`) holds.
+    fn kept(
+        &self,
+        at: u32,
+        version: u32,
+        entries: usize,
+        compute: impl FnOnce() -> (usize, ByteSet),
+    ) -> (usize, ByteSet) {
         let at = at as usize;
-        let entries = self.vars.get(slot).len();
-        let version = self.vars.version(slot);
         let known = self.summaries.borrow().get(at).and_then(|s| {
             (s.version == version && s.entries == entries).then_some((s.max_len, s.bytes))
         });
@@ -1489,6 +1536,60 @@ SecRule ARGS "@rx <script" "id:12,phase:2,pass,log,t:none,t:urlDecodeUni,multiMa
             run(&set, "/?q=plain&r=%26%2347%3Betc%26%2347%3Bpasswd"),
             [11]
         );
+    }
+
+    /// A rule's variables are first ruled out together, on the union of their summaries:
+    /// a value that may match, in any one of them, still reaches the operator; rules with
+    /// the same variables and chain share that union, and it follows their changes from one
+    /// request to the next on the same transaction buffers.
+    #[test]
+    fn variables_ruled_out_together_still_each_reach_the_operator() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRule ARGS_NAMES|ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@rx <script" "id:20,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowercase"
+SecRule ARGS_NAMES|ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@rx onerror=" "id:21,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowercase"
+SecRule REQUEST_HEADERS|ARGS "@pm evil" "id:22,phase:1,pass,log"
+"#,
+        );
+        let with = |uri: &str, header: (&str, &[u8])| {
+            let mut req = get(uri);
+            req.headers.push((header.0.into(), header.1.to_vec()));
+            let mut tx = Transaction::new(&set);
+            tx.process_request_headers(&req);
+            tx.matched_ids()
+        };
+        let plain: (&str, &[u8]) = ("Accept", b"text/plain");
+        assert_eq!(with("/?q=plain&r=text", plain), Vec::<u64>::new());
+        assert_eq!(with("/?q=%253CScript", plain), [20]);
+        assert_eq!(with("/?%253Cscript=1", plain), [20]);
+        assert_eq!(with("/?q=1", ("Cookie", b"a=ONERROR%3D")), [21]);
+        assert_eq!(with("/?q=1", ("X-Note", b"evil")), [22]);
+        assert_eq!(with("/?q=evil", ("X-Note", b"<script")), [20, 22]);
+        assert_eq!(with("/?q=plain&r=text", plain), Vec::<u64>::new());
+
+        // The union a phase-1 rule computed no longer holds once the body adds arguments.
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRequestBodyAccess On
+SecRule ARGS|REQUEST_COOKIES "@rx <script" "id:23,phase:1,pass,log"
+SecRule ARGS|REQUEST_COOKIES "@rx <script" "id:24,phase:2,pass,log"
+"#,
+        );
+        let mut req = get("/?q=plain");
+        req.method = "POST".into();
+        req.headers.extend([
+            ("Cookie".into(), b"a=b".to_vec()),
+            (
+                "Content-Type".into(),
+                b"application/x-www-form-urlencoded".to_vec(),
+            ),
+        ]);
+        let mut tx = Transaction::new(&set);
+        tx.process_request_headers(&req);
+        tx.process_request_body(b"x=%3Cscript");
+        assert_eq!(tx.matched_ids(), [24]);
     }
 
     /// `multiMatch` stops transforming where no later step could match: the test is on the
