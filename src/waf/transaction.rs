@@ -1538,6 +1538,29 @@ SecRule ARGS "@rx <script" "id:12,phase:2,pass,log,t:none,t:urlDecodeUni,multiMa
         );
     }
 
+    /// `MATCHED_VAR(_NAME)` is the last value any link matched, kept through links that match
+    /// nothing (which empty `MATCHED_VARS`), however many rules later it is read.
+    #[test]
+    fn matched_var_is_the_last_match_until_a_rule_reads_it() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRule ARGS "@rx ^v" "id:1,phase:2,pass,log"
+SecRule ARGS "@rx nomatch" "id:2,phase:2,pass,log"
+SecRule MATCHED_VARS "@rx ." "id:3,phase:2,pass,log"
+SecRule MATCHED_VAR "@streq v2" "id:4,phase:2,pass,log"
+SecRule ARGS_NAMES "@streq a" "id:5,phase:2,pass,log"
+SecRule ARGS "@rx nomatch" "id:6,phase:2,pass,log"
+SecRule MATCHED_VAR_NAME "@streq ARGS_NAMES:a" "id:7,phase:2,pass,log,setvar:'tx.last=%{MATCHED_VAR}'"
+"#,
+        );
+        let mut tx = Transaction::new(&set);
+        tx.process_request_headers(&get("/?a=v1&b=v2"));
+        tx.process_request_body(b"");
+        assert_eq!(tx.matched_ids(), [1, 4, 5, 7]);
+        assert_eq!(tx.tx("last"), Some(&b"ARGS_NAMES:a"[..]));
+    }
+
     /// A rule's variables are first ruled out together, on the union of their summaries:
     /// a value that may match, in any one of them, still reaches the operator; rules with
     /// the same variables and chain share that union, and it follows their changes from one
