@@ -1541,7 +1541,7 @@ SecRule ARGS "@rx <script" "id:12,phase:2,pass,log,t:none,t:urlDecodeUni,multiMa
     /// `MATCHED_VAR(_NAME)` is the last value any link matched, kept through links that match
     /// nothing (which empty `MATCHED_VARS`), however many rules later it is read.
     #[test]
-    fn matched_var_is_the_last_match_until_a_rule_reads_it() {
+    fn matched_var_stays_the_last_match_however_late_it_is_read() {
         let set = rules(
             r#"
 SecRuleEngine On
