@@ -359,8 +359,9 @@ impl Builder {
                             .filter(|t| t.summarized)
                             .map(|t| t.slot)
                             .collect();
+                        // Kept with repeats (`ARGS|ARGS:/x/`): rules share a group only when they
+                        // sum the same variables' versions the same way.
                         members.sort_unstable();
-                        members.dedup();
                         if members.len() > 1 && !r.actions.multi_match {
                             let key = (members, r.chain_id);
                             r.group = Some(*groups.entry(key).or_insert_with(|| next(&mut ids)));
