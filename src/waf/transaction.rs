@@ -146,7 +146,7 @@ impl Scratch {
     }
 }
 
-/// The [`Scratch`]es of finished transactions, for the next ones (Coraza pools its
+/// The scratch buffers (`Scratch`) of finished transactions, for the next ones (Coraza pools its
 /// transactions alike). A few per core: beyond that a transaction starts from nothing.
 #[derive(Default)]
 pub struct Spares(std::sync::Mutex<Vec<Scratch>>);

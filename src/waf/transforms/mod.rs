@@ -19,7 +19,7 @@ pub type Step = for<'a> fn(&'a [u8]) -> Cow<'a, [u8]>;
 /// the chain on every entry.
 type Bound = fn(ByteSet, usize) -> (ByteSet, usize);
 
-/// One transformation: the step and its [`Bound`].
+/// One transformation: the step and its bound (`Bound`).
 #[derive(Clone, Copy)]
 pub struct Transform {
     step: Step,
