@@ -23,6 +23,9 @@ enum Kind {
 pub struct Compare {
     kind: Kind,
     arg: Template,
+    /// Whether `arg` has no macro: known here, a gate (`TX:DETECTION_PARANOIA_LEVEL "@lt 2"`)
+    /// reads no further than this struct.
+    literal: bool,
     /// A numeric comparison's literal argument (`@lt 2`), read once at load.
     pub(super) number: Option<i64>,
 }
@@ -71,21 +74,39 @@ impl Compare {
             .literal()
             .filter(|_| numeric)
             .map(|l| atoi(l.as_bytes()));
-        Ok(Some(Compare { kind, arg, number }))
+        let literal = arg.literal().is_some();
+        Ok(Some(Compare {
+            kind,
+            arg,
+            literal,
+            number,
+        }))
     }
 
     /// The argument when it holds macros (the caller expands it once per rule evaluation).
     pub fn template(&self) -> Option<&Template> {
-        self.arg.literal().is_none().then_some(&self.arg)
+        (!self.literal).then_some(&self.arg)
     }
 
     /// `expanded` is the argument with its macros expanded (ignored for a literal one).
     pub fn matches(&self, value: &[u8], expanded: Option<&[u8]>) -> bool {
+        // Numbers read at load: nothing of the argument to look at.
+        if let Some(n) = self.number {
+            let v = atoi(value);
+            match self.kind {
+                Kind::Eq => return v == n,
+                Kind::Ge => return v >= n,
+                Kind::Gt => return v > n,
+                Kind::Le => return v <= n,
+                Kind::Lt => return v < n,
+                _ => {}
+            }
+        }
         let arg: &[u8] = match self.arg.literal() {
             Some(l) => l.as_bytes(),
             None => expanded.unwrap_or_default(),
         };
-        let number = || self.number.unwrap_or_else(|| atoi(arg));
+        let number = || atoi(arg);
         match self.kind {
             Kind::Eq => atoi(value) == number(),
             Kind::Ge => atoi(value) >= number(),
