@@ -13,12 +13,18 @@ pub struct Captures {
 
 #[derive(Debug)]
 pub enum Rx {
+    /// `^.*$` and the like: with `.` matching newlines, every value matches whole (CRS 920450
+    /// captures each header name so), with no regex to run.
+    Everything,
     Fast(Regex, Option<Prefilter>),
     Fallback(Box<fancy_regex::Regex>),
 }
 
 impl Rx {
     pub fn new(pattern: &str) -> Result<Rx, String> {
+        if matches!(pattern, "^.*$" | "^.*" | ".*$" | ".*") {
+            return Ok(Rx::Everything);
+        }
         // Byte semantics, as ModSecurity's PCRE (no UTF mode): `\x{e2}` is the byte 0xE2,
         // `.` any byte, `(?i)` and `\w` ASCII. A pattern that needs Unicode mode gets it.
         let fast = |p: &str| {
@@ -65,6 +71,12 @@ impl Rx {
 
     pub fn matches(&self, value: &[u8], captures: Option<&mut Captures>) -> bool {
         match self {
+            Rx::Everything => {
+                if let Some(out) = captures {
+                    out.groups = vec![value.to_vec()];
+                }
+                true
+            }
             Rx::Fast(r, _) => match captures {
                 None => r.is_match(value),
                 // Without groups of its own, the match is all there is to capture (`find`
@@ -218,6 +230,28 @@ fn from_pcre(pattern: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The patterns taken for "everything" match and capture what the regex itself does.
+    #[test]
+    fn match_everything_patterns_agree_with_the_regex() {
+        let values: [&[u8]; 5] = [b"", b"host", b"a\nb\n", b"\n", b"\xff\x00x"];
+        for p in ["^.*$", "^.*", ".*$", ".*"] {
+            let short = Rx::new(p).unwrap();
+            assert!(matches!(short, Rx::Everything));
+            let full = RegexBuilder::new(p)
+                .unicode(false)
+                .dot_matches_new_line(true)
+                .build()
+                .unwrap();
+            for v in values {
+                let (mut a, mut b) = (Captures::default(), Captures::default());
+                assert!(short.matches(v, Some(&mut a)));
+                assert!(Rx::Fast(full.clone(), None).matches(v, Some(&mut b)));
+                assert_eq!(a.groups, b.groups, "{p} on {v:?}");
+            }
+        }
+        assert!(!matches!(Rx::new("^.*x$").unwrap(), Rx::Everything));
+    }
 
     #[test]
     fn flags_and_fallback() {
