@@ -592,9 +592,12 @@ impl<'r> Transaction<'r> {
         v.set_scalar(var_slot!("REQUEST_BASENAME"), base);
         v.set_scalar(var_slot!("QUERY_STRING"), query.unwrap_or(""));
         v.set_scalar(var_slot!("REMOTE_ADDR"), req.remote_addr.as_str());
-        v.set_scalar(var_slot!("REMOTE_PORT"), req.remote_port.to_string());
+        let mut digits = [0u8; 20];
+        let port = decimal(req.remote_port as usize, &mut digits);
+        v.set_scalar(var_slot!("REMOTE_PORT"), port);
         v.set_scalar(var_slot!("SERVER_ADDR"), req.server_addr.as_str());
-        v.set_scalar(var_slot!("SERVER_PORT"), req.server_port.to_string());
+        let port = decimal(req.server_port as usize, &mut digits);
+        v.set_scalar(var_slot!("SERVER_PORT"), port);
         v.set_scalar(
             var_slot!("UNIQUE_ID"),
             format!("{:x}", std::ptr::addr_of!(*req) as usize),
@@ -649,8 +652,10 @@ impl<'r> Transaction<'r> {
             .value(var_slot!("ARGS_COMBINED_SIZE"), None)
             .map(atoi)
             .unwrap_or(0)
-            + size as i64;
-        v.set_scalar(var_slot!("ARGS_COMBINED_SIZE"), total.to_string());
+            .max(0) as usize
+            + size;
+        let mut digits = [0u8; 20];
+        v.set_scalar(var_slot!("ARGS_COMBINED_SIZE"), decimal(total, &mut digits));
     }
 
     fn header(&self, name: &str) -> Option<String> {
@@ -1031,7 +1036,13 @@ impl<'r> Transaction<'r> {
         // link's to test into.
         std::mem::swap(self.hits.get_mut(), &mut self.matched_vars);
         let mut hits = std::mem::take(&mut self.matched_vars);
-        for k in 0..hits.list.len() {
+        // A link that captures nothing and acts on no match leaves only its last match's
+        // MATCHED_VAR: the earlier ones need no bookkeeping.
+        let a = &rule.actions;
+        let quiet =
+            !a.capture && a.setvars.is_empty() && a.ctls.is_empty() && !rule.reads_matched_vars;
+        let first = if quiet { hits.list.len() - 1 } else { 0 };
+        for k in first..hits.list.len() {
             let caps = std::mem::take(&mut hits.list[k].caps);
             self.record(rule, &hits, k, caps);
         }
