@@ -176,6 +176,14 @@ pub struct Rule {
     /// Whether the link reads `MATCHED_VARS` or `MATCHED_VARS_NAMES` (a target or a macro):
     /// the transaction keeps those variables up to date only for such links.
     pub reads_matched_vars: bool,
+    /// Whether the link reads `MATCHED_VAR` or `MATCHED_VAR_NAME` (a target, a macro, or
+    /// `%{RULE.*}`, which may hold one): the transaction writes those two variables only
+    /// when such a link, or the end of a phase, needs them.
+    pub reads_matched_var: bool,
+    /// One key of one volatile variable (`TX:detection_paranoia_level`), nothing excluded,
+    /// no `multiMatch`: the CRS's paranoia-level skips and score checks, a quarter of the
+    /// rules a clean request runs. Evaluated by a shorter path. Set when the set is built.
+    pub single_key: bool,
     pub operator: Operator,
     /// Where `skipAfter` lands in this rule's phase, resolved when the set is built.
     pub skip_to: Option<usize>,
@@ -221,24 +229,12 @@ impl Rule {
         let in_turn = compiled
             .template()
             .is_some_and(|t| reads_own_writes(t, &actions));
-        let lists = |name: &str| name == "MATCHED_VARS" || name == "MATCHED_VARS_NAMES";
-        let reads_matched_vars = targets.iter().any(|t| lists(t.name())) || {
-            let mut templates = compiled
-                .template()
-                .into_iter()
-                .chain(actions.msg.as_ref())
-                .chain(actions.logdata.as_ref())
-                .chain(actions.setvars.iter().flat_map(|sv| [&sv.key, &sv.value]));
-            templates.any(|t| {
-                t.parts()
-                    .iter()
-                    .any(|p| matches!(p, Part::Var { collection, .. } if lists(collection)))
-            })
-        };
         Ok(Rule {
             operator: compiled,
             in_turn,
-            reads_matched_vars,
+            reads_matched_vars: false,
+            reads_matched_var: false,
+            single_key: false,
             negated: operator.negated,
             targets,
             exclusions,
@@ -250,6 +246,36 @@ impl Rule {
             chained: None,
             file: "".into(),
             line: 0,
+        })
+    }
+
+    /// Sets [`Self::reads_matched_vars`] and [`Self::reads_matched_var`] from the link's
+    /// targets (with any `SecRuleUpdateTargetBy*` added) and templates.
+    pub fn note_reads(&mut self) {
+        const LISTS: [&str; 2] = ["MATCHED_VARS", "MATCHED_VARS_NAMES"];
+        const ONE: [&str; 2] = ["MATCHED_VAR", "MATCHED_VAR_NAME"];
+        self.reads_matched_vars = self.reads(&LISTS, false);
+        self.reads_matched_var = self.reads(&ONE, true);
+    }
+
+    fn reads(&self, names: &[&str], rule_macros: bool) -> bool {
+        let named = |n: &str| names.iter().any(|x| x.eq_ignore_ascii_case(n));
+        if self.targets.iter().any(|t| named(t.name())) {
+            return true;
+        }
+        let a = &self.actions;
+        let mut templates = self
+            .operator
+            .template()
+            .into_iter()
+            .chain(a.msg.as_ref())
+            .chain(a.logdata.as_ref())
+            .chain(a.setvars.iter().flat_map(|sv| [&sv.key, &sv.value]));
+        templates.any(|t| {
+            t.parts().iter().any(|p| {
+                matches!(p, Part::Var { collection, .. }
+                    if named(collection) || rule_macros && collection == "RULE")
+            })
         })
     }
 

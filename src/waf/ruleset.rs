@@ -336,6 +336,7 @@ impl Builder {
                     });
                     let mut link = Some(&mut *rule);
                     while let Some(r) = link {
+                        r.note_reads();
                         r.chain_id = intern(&mut chains, &r.transforms);
                         let prefilters = !r.negated && r.operator.prefilters();
                         for t in &mut r.targets {
@@ -362,6 +363,17 @@ impl Builder {
                         // Kept with repeats (`ARGS|ARGS:/x/`): rules share a group only when they
                         // sum the same variables' versions the same way.
                         members.sort_unstable();
+                        r.single_key = match r.targets.as_slice() {
+                            [t] => {
+                                !t.cacheable
+                                    && !t.count
+                                    && matches!(t.selector, Some(KeySel::Key(..)))
+                                    && r.exclusions.is_empty()
+                                    && !r.actions.multi_match
+                                    && !r.in_turn
+                            }
+                            _ => false,
+                        };
                         if members.len() > 1 && !r.actions.multi_match {
                             let key = (members, r.chain_id);
                             r.group = Some(*groups.entry(key).or_insert_with(|| next(&mut ids)));

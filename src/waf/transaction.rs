@@ -116,6 +116,7 @@ struct Scratch {
     summaries: Vec<Summary>,
     hits: Hits,
     matched_vars: Hits,
+    last_hits: Hits,
 }
 
 impl Scratch {
@@ -127,6 +128,7 @@ impl Scratch {
             summaries: Vec::new(),
             hits: Hits::default(),
             matched_vars: Hits::default(),
+            last_hits: Hits::default(),
         }
     }
 
@@ -139,7 +141,7 @@ impl Scratch {
         const KEEP_BYTES: usize = 1 << 16;
         self.vars.reset();
         self.transformed.trim();
-        for hits in [&mut self.hits, &mut self.matched_vars] {
+        for hits in [&mut self.hits, &mut self.matched_vars, &mut self.last_hits] {
             if hits.capacity() > KEEP_BYTES {
                 *hits = Hits::default();
             }
@@ -186,6 +188,7 @@ impl Drop for Transaction<'_> {
             summaries: std::mem::take(self.summaries.get_mut()),
             hits: std::mem::take(self.hits.get_mut()),
             matched_vars: std::mem::take(&mut self.matched_vars),
+            last_hits: std::mem::take(&mut self.last_hits),
         };
         self.rules.spares.give(scratch);
     }
@@ -231,6 +234,16 @@ pub struct Matched {
     pub msg: String,
 }
 
+/// Where the hit that `MATCHED_VAR(_NAME)` should hold waits to be written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pending {
+    None,
+    /// Hit `k` of `matched_vars`.
+    Matched(usize),
+    /// Hit `k` of `last_hits`.
+    Last(usize),
+}
+
 /// Slots the rule loop touches for every match, looked up once.
 #[derive(Debug, Clone, Copy)]
 struct Hot {
@@ -269,6 +282,12 @@ pub struct Transaction<'r> {
     /// variables only for a link that reads them ([`Self::sync_matched_vars`]).
     matched_vars: Hits,
     matched_vars_synced: bool,
+    /// `MATCHED_VAR` and `MATCHED_VAR_NAME` as a hit not yet written to them: most matches
+    /// (the paranoia-level skips) are followed by another before anything reads the two.
+    pending: Pending,
+    /// The hits of the link that left `pending`, once the next link's replace them in
+    /// `matched_vars`.
+    last_hits: Hits,
     /// [`Self::link_actions`]'s buffers for a `setvar`'s expanded key and value.
     setvar_bufs: [String; 2],
 }
@@ -466,6 +485,8 @@ impl<'r> Transaction<'r> {
             hits: RefCell::new(scratch.hits),
             matched_vars: scratch.matched_vars,
             matched_vars_synced: true,
+            pending: Pending::None,
+            last_hits: scratch.last_hits,
             setvar_bufs: Default::default(),
         }
     }
@@ -778,6 +799,12 @@ impl<'r> Transaction<'r> {
     }
 
     fn run_phase(&mut self, phase: u8) {
+        self.run_rules(phase);
+        // What a phase leaves is whole for whatever reads it next.
+        self.sync_matched_var();
+    }
+
+    fn run_rules(&mut self, phase: u8) {
         if self.engine == EngineMode::Off {
             return;
         }
@@ -845,6 +872,7 @@ impl<'r> Transaction<'r> {
                 if own && setup.is_some() {
                     if setup::Outcome::keeps_course(rule) {
                         self.sync_matched_vars();
+                        self.sync_matched_var();
                         if let Some(outcome) = &mut setup {
                             outcome.matched_at(at, &self.vars);
                         }
@@ -884,6 +912,7 @@ impl<'r> Transaction<'r> {
 
     fn keep_setup(&mut self, start: setup::Outcome) {
         self.sync_matched_vars();
+        self.sync_matched_var();
         let outcome = start.finish(&self.vars, &self.matched);
         self.rules.setups.keep(outcome);
     }
@@ -891,6 +920,7 @@ impl<'r> Transaction<'r> {
     /// Whether nothing has run yet: the set-up rules' outcome depends on TX alone.
     fn fresh(&self) -> bool {
         self.matched.is_empty()
+            && self.pending == Pending::None
             && self.interruption.is_none()
             && self.removed_targets.is_empty()
             && self.engine == self.rules.engine
@@ -899,6 +929,7 @@ impl<'r> Transaction<'r> {
 
     /// The `MATCHED_*` variables as the last matching set-up rule left them.
     fn restore_matched(&mut self, outcome: &setup::Outcome) {
+        self.pending = Pending::None;
         let entries = outcome.apply_matched(&mut self.vars);
         self.matched_vars.clear();
         for (name, value) in entries {
@@ -960,8 +991,16 @@ impl<'r> Transaction<'r> {
         if rule.reads_matched_vars {
             self.sync_matched_vars();
         }
+        if rule.reads_matched_var {
+            self.sync_matched_var();
+        }
         if rule.in_turn {
             return self.evaluate_in_turn(rule, chain_id);
+        }
+        if rule.single_key {
+            if let Some(matched) = self.evaluate_single_key(rule, chain_id) {
+                return matched;
+            }
         }
         self.hits.get_mut().clear();
         let hits = &self.hits;
@@ -1053,6 +1092,41 @@ impl<'r> Transaction<'r> {
         self.next_link(rule, chain_id)
     }
 
+    /// [`Self::evaluate`] for a [`Rule::single_key`] link: the one entry found by the index
+    /// and tested with no buffer in between; `None` when the variable keeps no index.
+    fn evaluate_single_key(&mut self, rule: &'r Rule, chain_id: u64) -> Option<bool> {
+        let t = &rule.targets[0];
+        let Some(KeySel::Key(k, h)) = &t.selector else {
+            return None;
+        };
+        let i = match self.vars.find_hashed(t.slot, k, *h) {
+            Found::Scan => return None,
+            Found::At(i) => i,
+        };
+        let mut caps = Captures::default();
+        let matched = i.is_some_and(|i| {
+            let (key, value) = &self.vars.get(t.slot)[i];
+            if self.excluded(rule, t, chain_id, key) {
+                return false;
+            }
+            let arg = rule.operator.template().map(|t| self.argument(t));
+            let value = transforms::apply(&rule.transforms, value);
+            verdict(rule, &value, None, arg.as_deref(), &mut caps)
+        });
+        self.clear_matched();
+        let Some(i) = i.filter(|_| matched) else {
+            return Some(false);
+        };
+        // As `evaluate` leaves a match: the link's MATCHED_VARS, then its bookkeeping.
+        let (key, value) = &self.vars.get(t.slot)[i];
+        let value = transforms::apply(&rule.transforms, value);
+        let mut hits = std::mem::take(&mut self.matched_vars);
+        hits.push(&Self::name_parts(t, key), &value, Captures::default());
+        self.record(rule, &hits, 0, caps);
+        self.matched_vars = hits;
+        Some(self.next_link(rule, chain_id))
+    }
+
     /// [`Self::evaluate`] for a link whose operator argument may read what its own matches
     /// write: copies first, then test and act value by value.
     fn evaluate_in_turn(&mut self, rule: &'r Rule, chain_id: u64) -> bool {
@@ -1105,8 +1179,28 @@ impl<'r> Transaction<'r> {
     }
 
     fn clear_matched(&mut self) {
+        if let Pending::Matched(k) = self.pending {
+            std::mem::swap(&mut self.matched_vars, &mut self.last_hits);
+            self.pending = Pending::Last(k);
+        }
         self.matched_vars.clear();
         self.matched_vars_synced = false;
+    }
+
+    /// Writes the pending hit into `MATCHED_VAR` and `MATCHED_VAR_NAME`.
+    fn sync_matched_var(&mut self) {
+        let hits = match self.pending {
+            Pending::None => return,
+            Pending::Matched(k) => (&self.matched_vars, k),
+            Pending::Last(k) => (&self.last_hits, k),
+        };
+        let (name, value) = hits.0.get(hits.1);
+        let h = self.hot;
+        self.vars
+            .set_slot_bytes(h.matched_var, "MATCHED_VAR", value);
+        self.vars
+            .set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
+        self.pending = Pending::None;
     }
 
     /// Brings `MATCHED_VARS` and `MATCHED_VARS_NAMES` up to the current link's matches.
@@ -1347,11 +1441,19 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
-        let (name, transformed) = hits.get(k);
-        let h = self.hot;
-        let v = &mut self.vars;
-        v.set_slot_bytes(h.matched_var, "MATCHED_VAR", transformed);
-        v.set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
+        if rule.reads_matched_var || rule.in_turn {
+            // This link's own actions read the two, or its hits are not kept where
+            // `pending` points.
+            let (name, transformed) = hits.get(k);
+            let h = self.hot;
+            let v = &mut self.vars;
+            v.set_slot_bytes(h.matched_var, "MATCHED_VAR", transformed);
+            v.set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
+            self.pending = Pending::None;
+        } else {
+            // `hits` go back into `matched_vars` once the link's matches are recorded.
+            self.pending = Pending::Matched(k);
+        }
         self.matched_vars_synced = false;
         if rule.reads_matched_vars {
             self.set_matched_vars(hits, k + 1);
@@ -1457,6 +1559,9 @@ impl<'r> Transaction<'r> {
     fn log_match(&mut self, rule: &Rule, phase: u8) {
         if rule.actions.log == Some(false) {
             return;
+        }
+        if rule.reads_matched_var {
+            self.sync_matched_var();
         }
         let msg = rule
             .actions
@@ -1576,6 +1681,46 @@ SecRule MATCHED_VAR_NAME "@streq ARGS_NAMES:a" "id:7,phase:2,pass,log,setvar:'tx
         tx.process_request_body(b"");
         assert_eq!(tx.matched_ids(), [1, 4, 5, 7]);
         assert_eq!(tx.tx("last"), Some(&b"ARGS_NAMES:a"[..]));
+    }
+
+    /// `MATCHED_VAR(_NAME)` are written only when read (by a variable, a macro, a message, or
+    /// a later phase); each reader sees the last match before it, however many rules that
+    /// matched nothing ran in between, and whichever path (one TX key, or the general one)
+    /// matched.
+    #[test]
+    fn matched_var_written_late_reads_as_if_written_at_once() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule TX:pl "@eq 1" "id:2,phase:1,pass,nolog"
+SecRule TX:pl "@eq 2" "id:3,phase:1,pass,log"
+SecRule REQUEST_HEADERS:Host "@rx nomatch" "id:4,phase:1,pass,log"
+SecRule TX:pl "!@eq 2" "id:5,phase:1,pass,log,chain"
+    SecRule MATCHED_VARS_NAMES "@streq TX:pl" "setvar:'tx.chained=%{MATCHED_VAR}'"
+SecRule ARGS:a "@rx ^x" "id:6,phase:1,pass,log,msg:'saw %{MATCHED_VAR}'"
+SecRule ARGS "@rx ^y" "id:7,phase:1,pass,nolog"
+SecRule TX:pl "@eq 7" "id:8,phase:1,pass,log"
+SecRule REQUEST_HEADERS:X-None "@streq y2" "id:9,phase:1,pass,log"
+SecRuleUpdateTargetById 9 MATCHED_VAR
+SecRule TX:pl "@eq 1" "id:10,phase:1,pass,nolog"
+SecRule MATCHED_VAR_NAME "@streq TX:pl" "id:11,phase:2,pass,log"
+"#,
+        );
+        let mut tx = Transaction::new(&set);
+        tx.process_request_headers(&get("/?a=x1&b=y2"));
+        tx.process_request_body(b"");
+        assert_eq!(tx.matched_ids(), [5, 6, 9, 11]);
+        assert_eq!(tx.tx("chained"), Some(&b"TX:pl"[..]));
+        assert_eq!(tx.matched[1].msg, "saw x1");
+        // What a phase leaves is there to read from outside.
+        let mut tx = Transaction::new(&set);
+        tx.process_request_headers(&get("/"));
+        assert_eq!(tx.vars.value(tx.hot.matched_var, None), Some(&b"1"[..]));
+        assert_eq!(
+            tx.vars.value(tx.hot.matched_var_name, None),
+            Some(&b"TX:pl"[..])
+        );
     }
 
     /// A rule's variables are first ruled out together, on the union of their summaries:
