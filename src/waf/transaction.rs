@@ -437,6 +437,21 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
 }
 
 /// `n` in decimal, written into `buf` (a count needs no heap string).
+/// `n` in lower-case hexadecimal, without leading zeros.
+fn hex(n: usize, buf: &mut [u8; 16]) -> &[u8] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        buf[at] = DIGITS[n & 15];
+        n >>= 4;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
     loop {
@@ -586,10 +601,13 @@ impl<'r> Transaction<'r> {
         let v = &mut self.vars;
         v.set_scalar(var_slot!("REQUEST_METHOD"), req.method.as_str());
         v.set_scalar(var_slot!("REQUEST_PROTOCOL"), req.protocol.as_str());
-        v.set_scalar(
-            var_slot!("REQUEST_LINE"),
-            format!("{} {} {}", req.method, req.uri, req.protocol),
-        );
+        // Written through a buffer the transaction keeps, rather than a new String.
+        let line = &mut self.setvar_bufs[0];
+        line.clear();
+        for part in [&*req.method, " ", &req.uri, " ", &req.protocol] {
+            line.push_str(part);
+        }
+        v.set_scalar(var_slot!("REQUEST_LINE"), line.as_str());
         v.set_scalar(var_slot!("REQUEST_URI"), req.uri.as_str());
         v.set_scalar(var_slot!("REQUEST_URI_RAW"), req.uri.as_str());
         let (path, query) = match req.uri.split_once('?') {
@@ -619,10 +637,9 @@ impl<'r> Transaction<'r> {
         v.set_scalar(var_slot!("SERVER_ADDR"), req.server_addr.as_str());
         let port = decimal(req.server_port as usize, &mut digits);
         v.set_scalar(var_slot!("SERVER_PORT"), port);
-        v.set_scalar(
-            var_slot!("UNIQUE_ID"),
-            format!("{:x}", std::ptr::addr_of!(*req) as usize),
-        );
+        let mut digits = [0u8; 16];
+        let id = hex(std::ptr::addr_of!(*req) as usize, &mut digits);
+        v.set_scalar(var_slot!("UNIQUE_ID"), id);
         v.set_scalar(var_slot!("REQBODY_ERROR"), "0");
         v.set_scalar(var_slot!("MULTIPART_STRICT_ERROR"), "0");
         v.set_scalar(var_slot!("REQUEST_BODY_LENGTH"), "0");
@@ -1951,6 +1968,14 @@ SecRule REQUEST_FILENAME "@rx x" "id:5,phase:1,pass,log"
         );
         assert_eq!(run(&set, "/x?skip_a=x"), vec![1, 4, 5]);
         assert_eq!(run(&set, "/y?a=x"), vec![1, 3, 4]);
+    }
+
+    #[test]
+    fn hex_is_what_format_writes() {
+        let mut buf = [0u8; 16];
+        for n in [0, 1, 15, 16, 255, 0xdead_beef, usize::MAX] {
+            assert_eq!(hex(n, &mut buf), format!("{n:x}").as_bytes());
+        }
     }
 
     #[test]
