@@ -180,6 +180,9 @@ pub struct Rule {
     /// `%{RULE.*}`, which may hold one): the transaction writes those two variables only
     /// when such a link, or the end of a phase, needs them.
     pub reads_matched_var: bool,
+    /// Whether the link's `setvar`s, which run after each of its matches, read those two
+    /// (or `%{RULE.*}`): each match then writes them at once.
+    pub acts_on_matched_var: bool,
     /// One key of one volatile variable (`TX:detection_paranoia_level`), nothing excluded,
     /// no `multiMatch`: the CRS's paranoia-level skips and score checks, a quarter of the
     /// rules a clean request runs. Evaluated by a shorter path. Set when the set is built.
@@ -234,6 +237,7 @@ impl Rule {
             in_turn,
             reads_matched_vars: false,
             reads_matched_var: false,
+            acts_on_matched_var: false,
             single_key: false,
             negated: operator.negated,
             targets,
@@ -256,6 +260,11 @@ impl Rule {
         const ONE: [&str; 2] = ["MATCHED_VAR", "MATCHED_VAR_NAME"];
         self.reads_matched_vars = self.reads(&LISTS, false);
         self.reads_matched_var = self.reads(&ONE, true);
+        self.acts_on_matched_var = self.actions.setvars.iter().any(|sv| {
+            [&sv.key, &sv.value]
+                .iter()
+                .any(|t| reads_any(t, &ONE, true))
+        });
     }
 
     fn reads(&self, names: &[&str], rule_macros: bool) -> bool {
@@ -271,12 +280,7 @@ impl Rule {
             .chain(a.msg.as_ref())
             .chain(a.logdata.as_ref())
             .chain(a.setvars.iter().flat_map(|sv| [&sv.key, &sv.value]));
-        templates.any(|t| {
-            t.parts().iter().any(|p| {
-                matches!(p, Part::Var { collection, .. }
-                    if named(collection) || rule_macros && collection == "RULE")
-            })
-        })
+        templates.any(|t| reads_any(t, names, rule_macros))
     }
 
     /// The last rule of this chain (where the next chained rule attaches).
@@ -286,6 +290,16 @@ impl Rule {
             None => self,
         }
     }
+}
+
+/// Whether template `t` reads one of the variables `names` (or, with `rule_macros`, any
+/// `%{RULE.*}`).
+fn reads_any(t: &Template, names: &[&str], rule_macros: bool) -> bool {
+    t.parts().iter().any(|p| {
+        matches!(p, Part::Var { collection, .. }
+            if names.iter().any(|n| n.eq_ignore_ascii_case(collection))
+                || rule_macros && collection == "RULE")
+    })
 }
 
 /// Whether a link's operator argument `arg` reads a variable that the link's matches write:

@@ -1458,8 +1458,8 @@ impl<'r> Transaction<'r> {
                 }
             }
         }
-        if rule.reads_matched_var || rule.in_turn {
-            // This link's own actions read the two, or its hits are not kept where
+        if rule.acts_on_matched_var || rule.in_turn {
+            // This link's own setvars read the two, or its hits are not kept where
             // `pending` points.
             let (name, transformed) = hits.get(k);
             let h = self.hot;
