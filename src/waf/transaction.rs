@@ -28,7 +28,13 @@ struct Transformed {
 /// (a reset moves every filled slot's version on, so none is mistaken for current), and with
 /// them their buffers.
 #[derive(Default)]
-struct TransformCache(Vec<Vec<Transformed>>);
+struct TransformCache {
+    cells: Vec<Vec<Transformed>>,
+    /// The most cells one (slot, chain) has had, and the bytes all values hold, kept as
+    /// they change: a reset visits the cells only when there is something to trim.
+    longest: usize,
+    bytes: usize,
+}
 
 impl TransformCache {
     /// Drops what a big request left: cells past the first few of each (slot, chain), and
@@ -36,8 +42,11 @@ impl TransformCache {
     fn trim(&mut self) {
         const KEEP_CELLS: usize = 64;
         const KEEP_BYTES: usize = 1 << 18;
+        if self.longest <= KEEP_CELLS && self.bytes <= KEEP_BYTES {
+            return;
+        }
         let mut total = 0;
-        for cells in &mut self.0 {
+        for cells in &mut self.cells {
             cells.truncate(KEEP_CELLS);
             for c in cells.iter_mut() {
                 total += c.value.capacity();
@@ -46,6 +55,13 @@ impl TransformCache {
                 }
             }
         }
+        self.longest = self.cells.iter().map(Vec::len).max().unwrap_or(0);
+        self.bytes = self
+            .cells
+            .iter()
+            .flatten()
+            .map(|c| c.value.capacity())
+            .sum();
     }
 }
 
@@ -489,7 +505,7 @@ impl<'r> Transaction<'r> {
             current_rule: None,
             transformed: RefCell::new({
                 let mut t = scratch.transformed;
-                t.0.resize_with(rules.summaries, Vec::new);
+                t.cells.resize_with(rules.summaries, Vec::new);
                 t
             }),
             summaries: RefCell::new({
@@ -1295,7 +1311,8 @@ impl<'r> Transaction<'r> {
     ) -> R {
         let version = self.vars.version(slot);
         let mut cache = self.transformed.borrow_mut();
-        let cells = &mut cache.0[id as usize];
+        let cache = &mut *cache;
+        let cells = &mut cache.cells[id as usize];
         if cells.len() <= i {
             // New cells carry a version that cannot match, so they are computed below.
             cells.resize_with(i + 1, || Transformed {
@@ -1304,12 +1321,14 @@ impl<'r> Transaction<'r> {
                 value: Vec::new(),
                 bytes: ByteSet::default(),
             });
+            cache.longest = cache.longest.max(i + 1);
         }
         let cached = &mut cells[i];
         if cached.version != version {
             cached.changed = match transforms::apply(chain, value) {
                 Cow::Borrowed(_) => false,
                 Cow::Owned(o) => {
+                    cache.bytes = cache.bytes - cached.value.capacity() + o.capacity();
                     cached.value = o;
                     true
                 }
@@ -1968,6 +1987,42 @@ SecRule REQUEST_FILENAME "@rx x" "id:5,phase:1,pass,log"
         );
         assert_eq!(run(&set, "/x?skip_a=x"), vec![1, 4, 5]);
         assert_eq!(run(&set, "/y?a=x"), vec![1, 3, 4]);
+    }
+
+    /// A reset trims the transformation cache only past its limits, and its running totals
+    /// stay those of the cells it keeps.
+    #[test]
+    fn the_transformation_cache_is_trimmed_past_its_limits_only() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRule ARGS "!@rx nomatch" "id:1,phase:2,pass,nolog,t:lowercase"
+"#,
+        );
+        let cells = |tx: &Transaction| {
+            let c = tx.transformed.borrow();
+            let kept: usize = c.cells.iter().flatten().map(|c| c.value.capacity()).sum();
+            assert_eq!(c.bytes, kept, "the running total is the cells' own");
+            (c.cells.iter().map(Vec::len).max().unwrap_or(0), c.bytes)
+        };
+        let many: String = (0..100).map(|i| format!("a{i}=X&")).collect();
+        let mut tx = Transaction::new(&set);
+        tx.process_request_headers(&get(&format!("/?{many}")));
+        tx.process_request_body(b"");
+        assert_eq!(cells(&tx).0, 100);
+        drop(tx);
+        // The next transaction gets the cache trimmed to 64 cells.
+        let tx = Transaction::new(&set);
+        assert_eq!(cells(&tx).0, 64);
+        drop(tx);
+        let big = "X".repeat(300_000);
+        let mut tx = Transaction::new(&set);
+        tx.process_request_headers(&get(&format!("/?a={big}&b=Y")));
+        tx.process_request_body(b"");
+        assert!(cells(&tx).1 >= 300_000);
+        drop(tx);
+        let tx = Transaction::new(&set);
+        assert!(cells(&tx).1 < 1 << 18, "a big value does not stay");
     }
 
     #[test]
