@@ -260,6 +260,12 @@ enum Pending {
     Last(usize),
 }
 
+/// Writes one hit into `MATCHED_VAR` and `MATCHED_VAR_NAME`.
+fn write_matched_var(vars: &mut Collections, h: Hot, (name, value): (&str, &[u8])) {
+    vars.set_slot_bytes(h.matched_var, "MATCHED_VAR", value);
+    vars.set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
+}
+
 /// Slots the rule loop touches for every match, looked up once.
 #[derive(Debug, Clone, Copy)]
 struct Hot {
@@ -452,7 +458,6 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `n` in decimal, written into `buf` (a count needs no heap string).
 /// `n` in lower-case hexadecimal, without leading zeros.
 fn hex(n: usize, buf: &mut [u8; 16]) -> &[u8] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -468,6 +473,7 @@ fn hex(n: usize, buf: &mut [u8; 16]) -> &[u8] {
     }
 }
 
+/// `n` in decimal, written into `buf` (a count needs no heap string).
 fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
     loop {
@@ -1136,6 +1142,10 @@ impl<'r> Transaction<'r> {
             Found::Scan => return None,
             Found::At(i) => i,
         };
+        // Testing reads neither `MATCHED_VARS` nor the pending hit, so the previous link's
+        // matches may go first; the match, if any, goes straight into the emptied buffer.
+        self.clear_matched();
+        let mut hits = std::mem::take(&mut self.matched_vars);
         let mut caps = Captures::default();
         let matched = i.is_some_and(|i| {
             let (key, value) = &self.vars.get(t.slot)[i];
@@ -1144,20 +1154,17 @@ impl<'r> Transaction<'r> {
             }
             let arg = rule.operator.template().map(|t| self.argument(t));
             let value = transforms::apply(&rule.transforms, value);
-            verdict(rule, &value, None, arg.as_deref(), &mut caps)
+            let matched = verdict(rule, &value, None, arg.as_deref(), &mut caps);
+            if matched {
+                hits.push(&Self::name_parts(t, key), &value, Captures::default());
+            }
+            matched
         });
-        self.clear_matched();
-        let Some(i) = i.filter(|_| matched) else {
-            return Some(false);
-        };
-        // As `evaluate` leaves a match: the link's MATCHED_VARS, then its bookkeeping.
-        let (key, value) = &self.vars.get(t.slot)[i];
-        let value = transforms::apply(&rule.transforms, value);
-        let mut hits = std::mem::take(&mut self.matched_vars);
-        hits.push(&Self::name_parts(t, key), &value, Captures::default());
-        self.record(rule, &hits, 0, caps);
+        if matched {
+            self.record(rule, &hits, 0, caps);
+        }
         self.matched_vars = hits;
-        Some(self.next_link(rule, chain_id))
+        Some(matched && self.next_link(rule, chain_id))
     }
 
     /// [`Self::evaluate`] for a link whose operator argument may read what its own matches
@@ -1222,17 +1229,12 @@ impl<'r> Transaction<'r> {
 
     /// Writes the pending hit into `MATCHED_VAR` and `MATCHED_VAR_NAME`.
     fn sync_matched_var(&mut self) {
-        let hits = match self.pending {
+        let hit = match self.pending {
             Pending::None => return,
-            Pending::Matched(k) => (&self.matched_vars, k),
-            Pending::Last(k) => (&self.last_hits, k),
+            Pending::Matched(k) => self.matched_vars.get(k),
+            Pending::Last(k) => self.last_hits.get(k),
         };
-        let (name, value) = hits.0.get(hits.1);
-        let h = self.hot;
-        self.vars
-            .set_slot_bytes(h.matched_var, "MATCHED_VAR", value);
-        self.vars
-            .set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
+        write_matched_var(&mut self.vars, self.hot, hit);
         self.pending = Pending::None;
     }
 
@@ -1480,11 +1482,7 @@ impl<'r> Transaction<'r> {
         if rule.acts_on_matched_var || rule.in_turn {
             // This link's own setvars read the two, or its hits are not kept where
             // `pending` points.
-            let (name, transformed) = hits.get(k);
-            let h = self.hot;
-            let v = &mut self.vars;
-            v.set_slot_bytes(h.matched_var, "MATCHED_VAR", transformed);
-            v.set_slot_bytes(h.matched_var_name, "MATCHED_VAR_NAME", name.as_bytes());
+            write_matched_var(&mut self.vars, self.hot, hits.get(k));
             self.pending = Pending::None;
         } else {
             // `hits` go back into `matched_vars` once the link's matches are recorded.
