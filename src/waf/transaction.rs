@@ -7,7 +7,7 @@ use super::collections::{key_hash, var_slot, Collections, Found};
 use super::macros::{Part, Template};
 use super::operators::{atoi, ByteSet, Captures};
 use super::rule::{KeySel, Rule, Target};
-use super::ruleset::{Item, RuleSet};
+use super::ruleset::{Gate, Item, RuleSet};
 use super::seclang::EngineMode;
 use super::setup;
 use super::transforms;
@@ -849,6 +849,7 @@ impl<'r> Transaction<'r> {
         }
         let rules = self.rules;
         let items = &rules.phases[phase as usize - 1];
+        let gates = &rules.gates[phase as usize - 1];
         let mut i = 0;
         let mut skip = 0u32;
         // The set-up region: its outcome copied (`restored`), or noted as it runs (`setup`).
@@ -899,6 +900,11 @@ impl<'r> Transaction<'r> {
                 continue;
             }
             if self.removed(rule) {
+                continue;
+            }
+            if self.gated_out(&gates[at]) {
+                // All `evaluate` would have done: no match, so no matched values.
+                self.clear_matched();
                 continue;
             }
             self.current_rule = Some(rule);
@@ -1405,6 +1411,30 @@ impl<'r> Transaction<'r> {
         rule.operator.admits(len, &bytes)
     }
 
+    /// Whether `gate` rules its rule out on the union of its variables' summaries as last
+    /// kept ([`Self::group_admits`] without reading the rule) while its other variables are
+    /// empty; `false` when it has no gate or the union is not known for the variables as they
+    /// are now (the rule's evaluation then computes it).
+    #[inline]
+    fn gated_out(&self, gate: &Gate) -> bool {
+        if gate.members == 0
+            || gate
+                .others()
+                .iter()
+                .any(|s| !self.vars.get(*s as usize).is_empty())
+        {
+            return false;
+        }
+        let (mut version, mut entries) = (0u32, 0usize);
+        for &slot in gate.members() {
+            version = version.wrapping_add(self.vars.version(slot as usize));
+            entries += self.vars.get(slot as usize).len();
+        }
+        let summaries = self.summaries.borrow();
+        let s = &summaries[gate.group as usize];
+        s.version == version && s.entries == entries && !gate.admit.admits(s.max_len, &s.bytes)
+    }
+
     /// The longest of `slot`'s values after chain `chain` (the rule's, or 0 for none) and the
     /// union of their bytes, cached until the slot changes.
     fn summary(&self, rule: &Rule, slot: usize, chain: u32, at: u32) -> (usize, ByteSet) {
@@ -1814,6 +1844,77 @@ SecRule ARGS|REQUEST_COOKIES "@rx <script" "id:24,phase:2,pass,log"
     /// `multiMatch` stops transforming where no later step could match: the test is on the
     /// steps' bounds, so a match the last step reveals is still found, and a negated rule
     /// (which matches what its operator does not) still sees every step.
+    /// A rule its gate rules out (a group of variables whose union the rule before it left)
+    /// is not evaluated, and matches nothing; one whose other variables hold values, or whose
+    /// union the variables have since outgrown, is; and a `MATCHED_VAR` pending from an
+    /// earlier match is what a later rule reads, across gated rules.
+    #[test]
+    fn a_gate_rules_out_only_what_evaluating_would() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecRequestBodyAccess On
+SecRule ARGS|REQUEST_COOKIES "@rx ^/" "id:30,phase:1,pass,log,capture"
+SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS:X-Note "@rx <script" "id:31,phase:1,pass,log,msg:'%{MATCHED_VAR}'"
+SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS:X-Note "@rx <script" "id:32,phase:1,pass,log,msg:'%{MATCHED_VAR}'"
+SecRule ARGS|REQUEST_COOKIES|XML:/* "@rx onerror=" "id:33,phase:1,pass,log"
+SecRule ARGS|REQUEST_COOKIES|XML:/* "@rx onerror=" "id:34,phase:1,pass,log"
+SecRule MATCHED_VAR "@rx ^/etc" "id:35,phase:1,pass,log"
+SecRule ARGS|REQUEST_COOKIES "@rx <script" "id:36,phase:2,pass,log"
+"#,
+        );
+        for r in [31, 32, 33, 34, 36] {
+            let gate = set
+                .phases
+                .iter()
+                .zip(&set.gates)
+                .find_map(|(items, gates)| {
+                    items.iter().zip(gates).find_map(|(item, g)| match item {
+                        Item::Rule(rule) if rule.actions.id == r => Some(g.members),
+                        _ => None,
+                    })
+                });
+            assert_eq!(
+                gate,
+                Some(2),
+                "rule {r} has a gate over ARGS and REQUEST_COOKIES"
+            );
+        }
+        let with = |uri: &str, headers: &[(&str, &[u8])], body: Option<&[u8]>| {
+            let mut req = get(uri);
+            req.headers.push(("Cookie".into(), b"a=b".to_vec()));
+            req.headers
+                .extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())));
+            let mut tx = Transaction::new(&set);
+            tx.process_request_headers(&req);
+            if let Some(b) = body {
+                tx.process_request_body(b);
+            }
+            tx.matched_ids()
+        };
+        // 33 computes its union and rules it out, 34 is gated out (31 and 32 read a header,
+        // so both are evaluated): 30's match is still the MATCHED_VAR 35 reads.
+        for _ in 0..2 {
+            assert_eq!(with("/?q=/etc/passwd&r=x", &[], None), [30, 35]);
+        }
+        // The keyed header is not in the union: 31 and 32 are evaluated and match.
+        let note: (&str, &[u8]) = ("X-Note", b"<script>");
+        assert_eq!(with("/?q=plain", &[note], None), [31, 32]);
+        assert_eq!(with("/?q=%3Cscript%3E", &[], None), [31, 32]);
+        assert_eq!(with("/?q=x+onerror%3D1", &[], None), [33, 34]);
+        // Arguments the body adds outgrow the union phase 1 left: 36 is evaluated.
+        let mut req = get("/?q=plain");
+        req.method = "POST".into();
+        req.headers.push((
+            "Content-Type".into(),
+            b"application/x-www-form-urlencoded".to_vec(),
+        ));
+        let mut tx = Transaction::new(&set);
+        tx.process_request_headers(&req);
+        tx.process_request_body(b"x=%3Cscript");
+        assert_eq!(tx.matched_ids(), [36]);
+    }
+
     #[test]
     fn multi_match_runs_the_steps_a_match_may_need() {
         let set = rules(

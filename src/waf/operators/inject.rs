@@ -46,10 +46,22 @@ pub fn sqli_admits(bytes: &ByteSet) -> bool {
     !bytes.within(&LETTERS) && !bytes.within(&DIGITS)
 }
 
+/// [`sqli_admits`] as sets a value must meet: a byte that is not a letter, and one that is
+/// not a digit.
+pub const SQLI_NEEDS: [ByteSet; 2] = [
+    ByteSet::span(b'A', b'Z')
+        .or(ByteSet::span(b'a', b'z'))
+        .complement(),
+    ByteSet::span(b'0', b'9').complement(),
+];
+
 /// What a value's bytes say of [`cannot_be_html`].
 pub fn xss_admits(bytes: &ByteSet) -> bool {
     bytes.contains(b'<') || bytes.contains(b'=')
 }
+
+/// [`xss_admits`] as a set a value must meet.
+pub const XSS_NEEDS: ByteSet = ByteSet::span(b'<', b'<').or(ByteSet::span(b'=', b'='));
 
 /// Whether libinjection cannot read `value` as XSS in any of the five contexts it tries: it
 /// flags only tags (a doctype, a comment, a blacklisted tag name), which its tokenizer opens

@@ -12,7 +12,7 @@ use super::macros::Template;
 use std::path::Path;
 
 pub use compare::atoi;
-pub use prefilter::ByteSet;
+pub use prefilter::{ByteSet, Prefilter};
 pub use rx::Captures;
 
 #[derive(Debug)]
@@ -94,6 +94,26 @@ impl Operator {
             | Operator::ValidateUrlEncoding
             | Operator::ValidateUtf8Encoding => true,
             _ => false,
+        }
+    }
+
+    /// [`Self::admits`] as a [`Prefilter`] that can be kept apart from the operator (a rule's
+    /// [`crate::waf::ruleset::Gate`]); `None` for an operator without a byte-set test.
+    pub fn admit_test(&self) -> Option<Prefilter> {
+        const ALL: ByteSet = ByteSet::ALL;
+        let one = |needs: ByteSet| Some(Prefilter::of_sets(0, [needs, ALL, ALL]));
+        match self {
+            Operator::Rx(r) => r.prefilter().cloned(),
+            Operator::Pm(p) => p.prefilter.clone(),
+            Operator::DetectSqli => {
+                let [a, b] = inject::SQLI_NEEDS;
+                Some(Prefilter::of_sets(0, [a, b, ALL]))
+            }
+            Operator::DetectXss => one(inject::XSS_NEEDS),
+            Operator::ValidateByteRange(outside) => one(*outside),
+            Operator::ValidateUrlEncoding => one(ByteSet::span(b'%', b'%')),
+            Operator::ValidateUtf8Encoding => one(ByteSet::span(0x80, 0xff)),
+            _ => None,
         }
     }
 
@@ -195,5 +215,50 @@ mod tests {
             }
             assert!(op.prefilters() && ruled_out > 0, "{op:?}");
         }
+    }
+
+    /// The test a rule's gate keeps apart from the operator answers as the operator does, for
+    /// every operator with one, on every length and byte set tried; and operators without a
+    /// byte-set test have none to keep.
+    #[test]
+    fn the_kept_admit_test_is_the_operators_own() {
+        let dir = Path::new(".");
+        let ops = [
+            ("detectSQLi", ""),
+            ("detectXSS", ""),
+            ("validateByteRange", "32-126"),
+            ("validateUrlEncoding", ""),
+            ("validateUtf8Encoding", ""),
+            ("rx", "(?i)<script[^>]*>"),
+            ("rx", "union\\s+select"),
+            ("pm", "evil wicked"),
+        ]
+        .map(|(name, arg)| compile(name, arg, dir).unwrap());
+        let mut sets: Vec<ByteSet> = vec![ByteSet::default(), ByteSet::ALL];
+        for v in [
+            "page",
+            "2",
+            "4f2a9c1e",
+            "blue widget",
+            "<script>",
+            "x=1",
+            "%2",
+            "caf\u{e9}",
+            "UNION select",
+            "evil",
+        ] {
+            sets.push(ByteSet::of(v.as_bytes()));
+        }
+        sets.extend((0..=255u8).map(|b| ByteSet::of(&[b])));
+        for op in &ops {
+            let kept = op.admit_test().expect("a byte-set test");
+            for bytes in &sets {
+                for len in [0, 1, 2, 5, 12, 200] {
+                    assert_eq!(kept.admits(len, bytes), op.admits(len, bytes), "{op:?}");
+                }
+            }
+        }
+        let none = compile("streq", "x", dir).unwrap();
+        assert!(none.admit_test().is_none() && !none.prefilters());
     }
 }

@@ -127,6 +127,11 @@ pub struct Prefilter {
 }
 
 impl Prefilter {
+    /// A test of this shape from its parts: a value must be `min_len` long and meet each set.
+    pub const fn of_sets(min_len: usize, needs: [ByteSet; MAX_SETS]) -> Prefilter {
+        Prefilter { min_len, needs }
+    }
+
     /// The prefilter of a pattern as `regex` compiles it (`unicode`: whether it runs in
     /// Unicode mode); `None` when the pattern says nothing useful.
     pub fn new(pattern: &str, unicode: bool) -> Option<Prefilter> {

@@ -64,6 +64,13 @@ impl Rx {
         }
     }
 
+    pub fn prefilter(&self) -> Option<&Prefilter> {
+        match self {
+            Rx::Fast(_, p) => p.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Whether the pattern has a [`Prefilter`] worth a value's [`ByteSet`].
     pub fn prefilters(&self) -> bool {
         matches!(self, Rx::Fast(_, Some(_)))
