@@ -267,17 +267,27 @@ fn is_b64(b: u8) -> bool {
 }
 
 fn decode_b64(chars: &[u8]) -> Vec<u8> {
-    // Decode whole quanta, then what a partial last quantum holds.
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    // Decode whole quanta, then what a partial last quantum holds, into one buffer; a part
+    // that does not decode adds nothing.
     let whole = chars.len() / 4 * 4;
+    let mut out = Vec::with_capacity(chars.len() / 4 * 3 + 2);
     let engine = base64::engine::general_purpose::STANDARD_NO_PAD;
-    let mut out = engine.decode(&chars[..whole]).unwrap_or_default();
+    if engine.decode_vec(&chars[..whole], &mut out).is_err() {
+        out.clear();
+    }
     let tail = &chars[whole..];
     if tail.len() >= 2 {
-        let cfg = base64::engine::GeneralPurposeConfig::new()
-            .with_decode_allow_trailing_bits(true)
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
-        let lenient = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, cfg);
-        out.extend(lenient.decode(tail).unwrap_or_default());
+        let before = out.len();
+        if LENIENT.decode_vec(tail, &mut out).is_err() {
+            out.truncate(before);
+        }
     }
     out
 }
@@ -290,7 +300,8 @@ pub fn base64_decode(input: &[u8]) -> Cow<'_, [u8]> {
 
 /// Decodes skipping every character that is not Base64.
 pub fn base64_decode_ext(input: &[u8]) -> Cow<'_, [u8]> {
-    let chars: Vec<u8> = input.iter().copied().filter(|b| is_b64(*b)).collect();
+    let mut chars = Vec::with_capacity(input.len());
+    chars.extend(input.iter().copied().filter(|b| is_b64(*b)));
     Cow::Owned(decode_b64(&chars))
 }
 
@@ -374,6 +385,12 @@ mod tests {
         assert_eq!(&*base64_decode(b"SGVs!bG8="), b"Hel");
         assert_eq!(&*base64_decode_ext(b"SGV s!bG8="), b"Hello");
         assert_eq!(&*base64_decode(b"SGVsbA"), b"Hell");
+        // Whole quanta and a tail, decoded into one buffer; a lone last character adds
+        // nothing, a tail's trailing bits are allowed.
+        assert_eq!(&*base64_decode(b"SGVsbG8gV29ybGQ"), b"Hello World");
+        assert_eq!(&*base64_decode(b"SGVsb"), b"Hel");
+        assert_eq!(&*base64_decode(b"SGVsbB"), b"Hell");
+        assert_eq!(&*base64_decode(b""), b"");
         assert_eq!(&*hex_decode(b"414243"), b"ABC");
         assert_eq!(&*hex_decode(b"41z"), b"41z");
         assert_eq!(

@@ -33,7 +33,10 @@ fn remove_where(input: &[u8], f: impl Fn(u8) -> bool) -> Cow<'_, [u8]> {
     if !input.iter().any(|b| f(*b)) {
         return Cow::Borrowed(input);
     }
-    Cow::Owned(input.iter().copied().filter(|b| !f(*b)).collect())
+    // Sized once: a filter's own size hint would grow the copy by doubling.
+    let mut out = Vec::with_capacity(input.len());
+    out.extend(input.iter().copied().filter(|b| !f(*b)));
+    Cow::Owned(out)
 }
 
 pub fn remove_whitespace(input: &[u8]) -> Cow<'_, [u8]> {
