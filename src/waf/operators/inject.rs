@@ -4,7 +4,7 @@ use super::{ByteSet, Captures};
 use libinjectionrs::{SqliFlags, SqliState};
 
 pub fn sqli(value: &[u8], captures: Option<&mut Captures>) -> bool {
-    if one_token(value) {
+    if one_token(value) || plain_words(value) {
         return false;
     }
     // `detect_sqli` fingerprints the input once more after deciding, for its result: only a
@@ -35,6 +35,54 @@ fn one_token(value: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'_'),
         _ => value.iter().all(u8::is_ascii_digit),
     }
+}
+
+/// Whether libinjection reads `value` as barewords and numbers only, which no blacklisted
+/// fingerprint is made of (none in its table holds only `n` and `1`): words of letters,
+/// digits and `_` that start with a letter, or numbers of digits only, as [`one_token`]
+/// reads them, separated by spaces, none of them an SQL keyword of libinjection's table and
+/// no two neighbours one (its folding looks `A B` up, as in `UNION ALL`). Search terms and
+/// names (`blue widget`) are such values. Words are at most 31 bytes, as much as a token
+/// holds; there is no quote, so libinjection tries no other context.
+fn plain_words(value: &[u8]) -> bool {
+    use crate::waf::collections::Mix;
+    use std::collections::HashSet;
+    use std::hash::BuildHasherDefault;
+    use std::sync::LazyLock;
+    // Its keywords, functions and operator words, upper-case (not its fingerprints, which
+    // start with `0`: no word here does), in a fixed table hashed as the collections are.
+    type Set = HashSet<Box<[u8]>, BuildHasherDefault<Mix>>;
+    static KEYWORDS: LazyLock<Set> = LazyLock::new(|| {
+        libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
+            .iter()
+            .filter(|k| !k.word.starts_with('0'))
+            .map(|k| k.word.as_bytes().to_ascii_uppercase().into_boxed_slice())
+            .collect()
+    });
+    if !value.contains(&b' ') || value.len() > 256 {
+        return false;
+    }
+    // `A B`, upper-case: the word before (its length in `prev`), a space, this word.
+    let mut pair = [0u8; 2 * 31 + 1];
+    let mut prev = 0;
+    for word in value.split(|b| *b == b' ').filter(|w| !w.is_empty()) {
+        if word.len() > 31 || !one_token(word) {
+            return false;
+        }
+        let at = if prev == 0 { 0 } else { prev + 1 };
+        pair[at..at + word.len()].copy_from_slice(word);
+        pair[at..at + word.len()].make_ascii_uppercase();
+        if KEYWORDS.contains(&pair[at..at + word.len()])
+            || prev > 0 && KEYWORDS.contains(&pair[..at + word.len()])
+        {
+            return false;
+        }
+        // This word goes first in the next pair.
+        pair.copy_within(at..at + word.len(), 0);
+        pair[word.len()] = b' ';
+        prev = word.len();
+    }
+    prev > 0
 }
 
 /// What a value's bytes say of [`one_token`]: a value all letters, or all digits, is one
@@ -151,6 +199,76 @@ mod tests {
             assert!(SqliState::new(attack.as_bytes(), SqliFlags::FLAG_NONE).detect());
             assert!(!one_token(attack.as_bytes()), "{attack}");
         }
+    }
+
+    /// The word shortcut against libinjection itself: sequences of two to six words drawn
+    /// from every keyword, function and operator word it knows (and numbers, plain words),
+    /// so that every keyword and every pair of neighbours is tried; none it skips is SQLi,
+    /// and it skips the plain ones.
+    #[test]
+    fn plain_words_are_what_libinjection_passes() {
+        let plain = [
+            "blue", "widget", "ada", "Lovelace", "2", "007", "x86_64", "large", "door", "red",
+            "leave", "at", "the", "price", "sort", "page", "q", "id", "name", "email", "text",
+        ];
+        let mut words: Vec<String> = plain.map(String::from).to_vec();
+        for k in libinjectionrs::sqli::sqli_data::SQL_KEYWORDS {
+            let w = k.word;
+            if !w.starts_with('0')
+                && w.split(' ')
+                    .all(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            {
+                // Each half of a two-word keyword alone, too: neither may be one itself.
+                words.extend(w.split(' ').map(String::from));
+                words.push(w.to_ascii_lowercase());
+            }
+        }
+        let check = |v: &str| {
+            let skip = plain_words(v.as_bytes());
+            if skip {
+                let mut state = SqliState::new(v.as_bytes(), SqliFlags::FLAG_NONE);
+                assert!(!state.detect(), "{v:?} skipped but SQLi");
+            }
+            skip
+        };
+        let mut skipped = 0;
+        for (i, a) in words.iter().enumerate() {
+            let p = plain[i % plain.len()];
+            for b in [&words[(i * 7 + 3) % words.len()], &words[i / 2], p] {
+                skipped += check(&format!("{a} {b}")) as usize;
+                skipped += check(&format!("{b}  {a} 1")) as usize;
+                skipped += check(&format!("blue {a} {b} widget {a}")) as usize;
+            }
+        }
+        for a in plain {
+            for b in plain {
+                skipped += check(&format!("{a} {b}")) as usize;
+                skipped += check(&format!("{a} {b} {a} {b} {a} {b}")) as usize;
+            }
+        }
+        assert!(skipped > 1000, "{skipped}");
+        for plain in [
+            "blue widget",
+            "Ada Lovelace",
+            "page 2",
+            " large red widget ",
+        ] {
+            assert!(check(plain), "{plain}");
+        }
+        for attack in ["1 union select 1", "1 or 1", "a or b", "x union all select"] {
+            assert!(!plain_words(attack.as_bytes()), "{attack}");
+        }
+        assert!(!plain_words(b"union all") && !plain_words(b"blue") && !plain_words(b" "));
+        // Two words that are keywords only together (`NEXT VALUE`) are left to libinjection.
+        let mut pairs = 0;
+        for k in libinjectionrs::sqli::sqli_data::SQL_KEYWORDS {
+            if k.word.contains(' ') && !k.word.starts_with('0') {
+                pairs += 1;
+                let v = format!("x {} y", k.word.to_ascii_lowercase());
+                assert!(!plain_words(v.as_bytes()), "{v}");
+            }
+        }
+        assert!(pairs > 50, "{pairs}");
     }
 
     /// The same for `@detectXSS`: event handlers, dangerous attributes, tags and URL
