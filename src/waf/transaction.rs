@@ -1169,7 +1169,10 @@ impl<'r> Transaction<'r> {
         if matched {
             self.record(rule, &hits, 0, caps);
         }
-        self.matched_vars = hits;
+        // What `take` left is empty and owns nothing: dropping it would only cost the check.
+        let left = std::mem::replace(&mut self.matched_vars, hits);
+        debug_assert!(left.list.capacity() == 0 && left.capacity() == 0);
+        std::mem::forget(left);
         Some(matched && self.next_link(rule, chain_id))
     }
 
