@@ -1682,6 +1682,22 @@ mod tests {
         }
     }
 
+    /// Phases 1 and 2 of a form POST to `uri` with these headers too, and `body`.
+    fn post_form(rules: &RuleSet, uri: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Vec<u64> {
+        let mut req = get(uri);
+        req.method = "POST".into();
+        req.headers.push((
+            "Content-Type".into(),
+            b"application/x-www-form-urlencoded".to_vec(),
+        ));
+        req.headers
+            .extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())));
+        let mut tx = Transaction::new(rules);
+        tx.process_request_headers(&req);
+        tx.process_request_body(body);
+        tx.matched_ids()
+    }
+
     fn run(rules: &RuleSet, uri: &str) -> Vec<u64> {
         let mut tx = Transaction::new(rules);
         tx.process_request_headers(&get(uri));
@@ -1829,24 +1845,13 @@ SecRule ARGS|REQUEST_COOKIES "@rx <script" "id:23,phase:1,pass,log"
 SecRule ARGS|REQUEST_COOKIES "@rx <script" "id:24,phase:2,pass,log"
 "#,
         );
-        let mut req = get("/?q=plain");
-        req.method = "POST".into();
-        req.headers.extend([
-            ("Cookie".into(), b"a=b".to_vec()),
-            (
-                "Content-Type".into(),
-                b"application/x-www-form-urlencoded".to_vec(),
-            ),
-        ]);
-        let mut tx = Transaction::new(&set);
-        tx.process_request_headers(&req);
-        tx.process_request_body(b"x=%3Cscript");
-        assert_eq!(tx.matched_ids(), [24]);
+        let cookie: (&str, &[u8]) = ("Cookie", b"a=b");
+        assert_eq!(
+            post_form(&set, "/?q=plain", &[cookie], b"x=%3Cscript"),
+            [24]
+        );
     }
 
-    /// `multiMatch` stops transforming where no later step could match: the test is on the
-    /// steps' bounds, so a match the last step reveals is still found, and a negated rule
-    /// (which matches what its operator does not) still sees every step.
     /// A rule its gate rules out (a group of variables whose union the rule before it left)
     /// is not evaluated, and matches nothing; one whose other variables hold values, or whose
     /// union the variables have since outgrown, is; and a `MATCHED_VAR` pending from an
@@ -1883,41 +1888,32 @@ SecRule ARGS|REQUEST_COOKIES "@rx <script" "id:36,phase:2,pass,log"
                 "rule {r} has a gate over ARGS and REQUEST_COOKIES"
             );
         }
-        let with = |uri: &str, headers: &[(&str, &[u8])], body: Option<&[u8]>| {
+        let with = |uri: &str, headers: &[(&str, &[u8])]| {
             let mut req = get(uri);
             req.headers.push(("Cookie".into(), b"a=b".to_vec()));
             req.headers
                 .extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())));
             let mut tx = Transaction::new(&set);
             tx.process_request_headers(&req);
-            if let Some(b) = body {
-                tx.process_request_body(b);
-            }
             tx.matched_ids()
         };
         // 33 computes its union and rules it out, 34 is gated out (31 and 32 read a header,
         // so both are evaluated): 30's match is still the MATCHED_VAR 35 reads.
         for _ in 0..2 {
-            assert_eq!(with("/?q=/etc/passwd&r=x", &[], None), [30, 35]);
+            assert_eq!(with("/?q=/etc/passwd&r=x", &[]), [30, 35]);
         }
         // The keyed header is not in the union: 31 and 32 are evaluated and match.
         let note: (&str, &[u8]) = ("X-Note", b"<script>");
-        assert_eq!(with("/?q=plain", &[note], None), [31, 32]);
-        assert_eq!(with("/?q=%3Cscript%3E", &[], None), [31, 32]);
-        assert_eq!(with("/?q=x+onerror%3D1", &[], None), [33, 34]);
+        assert_eq!(with("/?q=plain", &[note]), [31, 32]);
+        assert_eq!(with("/?q=%3Cscript%3E", &[]), [31, 32]);
+        assert_eq!(with("/?q=x+onerror%3D1", &[]), [33, 34]);
         // Arguments the body adds outgrow the union phase 1 left: 36 is evaluated.
-        let mut req = get("/?q=plain");
-        req.method = "POST".into();
-        req.headers.push((
-            "Content-Type".into(),
-            b"application/x-www-form-urlencoded".to_vec(),
-        ));
-        let mut tx = Transaction::new(&set);
-        tx.process_request_headers(&req);
-        tx.process_request_body(b"x=%3Cscript");
-        assert_eq!(tx.matched_ids(), [36]);
+        assert_eq!(post_form(&set, "/?q=plain", &[], b"x=%3Cscript"), [36]);
     }
 
+    /// `multiMatch` stops transforming where no later step could match: the test is on the
+    /// steps' bounds, so a match the last step reveals is still found, and a negated rule
+    /// (which matches what its operator does not) still sees every step.
     #[test]
     fn multi_match_runs_the_steps_a_match_may_need() {
         let set = rules(

@@ -1,7 +1,11 @@
 //! `@detectSQLi` / `@detectXSS` with libinjection (the pure-Rust `libinjectionrs`).
 
 use super::{ByteSet, Captures};
+use crate::waf::collections::Mix;
 use libinjectionrs::{SqliFlags, SqliState};
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+use std::sync::LazyLock;
 
 pub fn sqli(value: &[u8], captures: Option<&mut Captures>) -> bool {
     if one_token(value) || plain_words(value) {
@@ -37,6 +41,22 @@ fn one_token(value: &[u8]) -> bool {
     }
 }
 
+/// libinjection's keywords, functions and operator words, upper-case (not its fingerprints,
+/// which start with `0`: no word [`plain_words`] reads does), hashed as the collections are.
+static KEYWORDS: LazyLock<HashSet<Box<[u8]>, BuildHasherDefault<Mix>>> = LazyLock::new(|| {
+    libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
+        .iter()
+        .filter(|k| !k.word.starts_with('0'))
+        .map(|k| k.word.as_bytes().to_ascii_uppercase().into_boxed_slice())
+        .collect()
+});
+
+/// Builds the keyword table when a rule set with `@detectSQLi` is compiled, not on the
+/// first request that needs it.
+pub fn prepare_sqli() {
+    LazyLock::force(&KEYWORDS);
+}
+
 /// Whether libinjection reads `value` as barewords and numbers only, which no blacklisted
 /// fingerprint is made of (none in its table holds only `n` and `1`): words of letters,
 /// digits and `_` that start with a letter, or numbers of digits only, as [`one_token`]
@@ -45,20 +65,6 @@ fn one_token(value: &[u8]) -> bool {
 /// names (`blue widget`) are such values. Words are at most 31 bytes, as much as a token
 /// holds; there is no quote, so libinjection tries no other context.
 fn plain_words(value: &[u8]) -> bool {
-    use crate::waf::collections::Mix;
-    use std::collections::HashSet;
-    use std::hash::BuildHasherDefault;
-    use std::sync::LazyLock;
-    // Its keywords, functions and operator words, upper-case (not its fingerprints, which
-    // start with `0`: no word here does), in a fixed table hashed as the collections are.
-    type Set = HashSet<Box<[u8]>, BuildHasherDefault<Mix>>;
-    static KEYWORDS: LazyLock<Set> = LazyLock::new(|| {
-        libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
-            .iter()
-            .filter(|k| !k.word.starts_with('0'))
-            .map(|k| k.word.as_bytes().to_ascii_uppercase().into_boxed_slice())
-            .collect()
-    });
     if !value.contains(&b' ') || value.len() > 256 {
         return false;
     }
@@ -89,13 +95,11 @@ fn plain_words(value: &[u8]) -> bool {
 /// token; `false` is certain, `true` leaves it to [`sqli`] (`4f`, `a1` and `_a` may or may not
 /// be).
 pub fn sqli_admits(bytes: &ByteSet) -> bool {
-    const LETTERS: ByteSet = ByteSet::span(b'A', b'Z').or(ByteSet::span(b'a', b'z'));
-    const DIGITS: ByteSet = ByteSet::span(b'0', b'9');
-    !bytes.within(&LETTERS) && !bytes.within(&DIGITS)
+    SQLI_NEEDS.iter().all(|n| bytes.meets(n))
 }
 
-/// [`sqli_admits`] as sets a value must meet: a byte that is not a letter, and one that is
-/// not a digit.
+/// What [`sqli_admits`] asks, as sets a value must meet: a byte that is not a letter, and one
+/// that is not a digit.
 pub const SQLI_NEEDS: [ByteSet; 2] = [
     ByteSet::span(b'A', b'Z')
         .or(ByteSet::span(b'a', b'z'))
@@ -105,10 +109,10 @@ pub const SQLI_NEEDS: [ByteSet; 2] = [
 
 /// What a value's bytes say of [`cannot_be_html`].
 pub fn xss_admits(bytes: &ByteSet) -> bool {
-    bytes.contains(b'<') || bytes.contains(b'=')
+    bytes.meets(&XSS_NEEDS)
 }
 
-/// [`xss_admits`] as a set a value must meet.
+/// What [`xss_admits`] asks, as a set a value must meet.
 pub const XSS_NEEDS: ByteSet = ByteSet::span(b'<', b'<').or(ByteSet::span(b'=', b'='));
 
 /// Whether libinjection cannot read `value` as XSS in any of the five contexts it tries: it

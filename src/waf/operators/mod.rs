@@ -37,7 +37,10 @@ pub fn compile(name: &str, arg: &str, dir: &Path) -> Result<Operator, String> {
         "rx" => Operator::Rx(rx::Rx::new(arg)?),
         "pm" => Operator::Pm(pm::Pm::new(arg.split_whitespace())?),
         "pmFromFile" | "pmf" => Operator::Pm(pm::Pm::from_files(arg, dir)?),
-        "detectSQLi" => Operator::DetectSqli,
+        "detectSQLi" => {
+            inject::prepare_sqli();
+            Operator::DetectSqli
+        }
         "detectXSS" => Operator::DetectXss,
         "validateByteRange" => Operator::ValidateByteRange(validate::byte_ranges(arg)?),
         "validateUrlEncoding" => Operator::ValidateUrlEncoding,
