@@ -43,6 +43,9 @@ enum Command {
         /// A base configuration to load before the CRS instead of the built-in one.
         #[arg(long)]
         base: Option<PathBuf>,
+        /// The paranoia level to run at (the CRS suite's own setup is 4).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=4))]
+        paranoia: u8,
         /// Print passing tests too.
         #[arg(long)]
         verbose: bool,
@@ -66,8 +69,16 @@ fn main() -> ExitCode {
             tests,
             overrides,
             base,
+            paranoia,
             verbose,
-        } => crs_test(&crs, &tests, overrides.as_deref(), base.as_deref(), verbose),
+        } => crs_test(
+            &crs,
+            &tests,
+            overrides.as_deref(),
+            base.as_deref(),
+            paranoia,
+            verbose,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -136,10 +147,11 @@ fn crs_test(
     tests: &std::path::Path,
     overrides: Option<&std::path::Path>,
     base: Option<&std::path::Path>,
+    paranoia: u8,
     verbose: bool,
 ) -> anyhow::Result<ExitCode> {
     use switchyard::waf::ftw;
-    let rules = ftw::load_crs(crs, base)?;
+    let rules = ftw::load_crs_at(crs, base, paranoia)?;
     let skips = match overrides {
         Some(p) => ftw::load_overrides(p).map_err(anyhow::Error::msg)?,
         None => Vec::new(),

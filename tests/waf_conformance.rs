@@ -48,3 +48,29 @@ fn crs_v4_regression_suite_pass_count_only_ratchets_up() {
     );
     assert!(passed + failed.len() > 4900, "the suite was not all read");
 }
+
+/// Ordinary traffic (`tests/data/clean-traffic.yaml`: browser and API GETs with cookies,
+/// JSON and form POSTs) raises no block at paranoia level 1, the CRS default: a change that
+/// makes the WAF flag what users send fails here, not in production. (At level 4 a dozen
+/// of them are flagged, as level 4 means to.)
+#[test]
+fn ordinary_traffic_is_not_blocked_at_paranoia_level_1() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules =
+        ftw::load_crs_at(&shared.join("crs/v4.28.0"), None, 1).unwrap_or_else(|e| panic!("{e}"));
+    let outcomes = ftw::run_file(
+        &rules,
+        &root.join("tests/data/clean-traffic.yaml"),
+        &|_, _| false,
+    );
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| format!("{}: {}", o.name, o.detail))
+        .collect();
+    assert!(outcomes.len() > 40, "{} tests read", outcomes.len());
+    assert!(failed.is_empty(), "flagged:\n{}", failed.join("\n"));
+}

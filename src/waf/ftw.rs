@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The setup the CRS project runs its tests with (tests/regression/README.md); both
 /// `blocking_paranoia_level` (v4) and `paranoia_level` (3.3) so one runner serves both.
-const TEST_SETUP: &str = r#"SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,setvar:tx.blocking_paranoia_level=4,setvar:tx.paranoia_level=4,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535""#;
+const TEST_SETUP: &str = r#"SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,setvar:tx.blocking_paranoia_level=PL,setvar:tx.paranoia_level=PL,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535""#;
 
 /// One test case's verdict.
 #[derive(Debug)]
@@ -24,7 +24,18 @@ pub struct Outcome {
 /// Loads the CRS in `crs_dir` the way the CRS project tests it: our base configuration
 /// (`base`, or the built-in one), its setup file, the test setup, then `rules/*.conf`.
 pub fn load_crs(crs_dir: &Path, base: Option<&Path>) -> Result<RuleSet, SecLangError> {
-    let extra = seclang::parse(TEST_SETUP, "<crs test setup>")?;
+    load_crs_at(crs_dir, base, 4)
+}
+
+/// [`load_crs`] at another paranoia level than the suite's 4 (`crs-test --paranoia`; the
+/// clean-traffic test runs at 1, the CRS default).
+pub fn load_crs_at(
+    crs_dir: &Path,
+    base: Option<&Path>,
+    paranoia: u8,
+) -> Result<RuleSet, SecLangError> {
+    let setup = TEST_SETUP.replace("=PL,", &format!("={paranoia},"));
+    let extra = seclang::parse(&setup, "<crs test setup>")?;
     super::loader::load_crs(crs_dir, base, extra)
 }
 
