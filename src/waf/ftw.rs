@@ -9,9 +9,14 @@ use crate::config::yaml::{self, Node};
 use base64::Engine;
 use std::path::{Path, PathBuf};
 
-/// The setup the CRS project runs its tests with (tests/regression/README.md); both
-/// `blocking_paranoia_level` (v4) and `paranoia_level` (3.3) so one runner serves both.
-const TEST_SETUP: &str = r#"SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,setvar:tx.blocking_paranoia_level=PL,setvar:tx.paranoia_level=PL,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535""#;
+/// The setup the CRS project runs its tests with (tests/regression/README.md), at paranoia
+/// level `paranoia` (the project's is 4); both `blocking_paranoia_level` (v4) and
+/// `paranoia_level` (3.3) so one runner serves both.
+fn test_setup(paranoia: u8) -> String {
+    format!(
+        r#"SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,setvar:tx.blocking_paranoia_level={paranoia},setvar:tx.paranoia_level={paranoia},setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535""#
+    )
+}
 
 /// One test case's verdict.
 #[derive(Debug)]
@@ -34,8 +39,7 @@ pub fn load_crs_at(
     base: Option<&Path>,
     paranoia: u8,
 ) -> Result<RuleSet, SecLangError> {
-    let setup = TEST_SETUP.replace("=PL,", &format!("={paranoia},"));
-    let extra = seclang::parse(&setup, "<crs test setup>")?;
+    let extra = seclang::parse(&test_setup(paranoia), "<crs test setup>")?;
     super::loader::load_crs(crs_dir, base, extra)
 }
 
