@@ -153,26 +153,21 @@ impl Target {
 }
 
 /// Fields in the order a transaction reads them (`repr(C)` keeps it): what every rule's
-/// evaluation touches sits in its first few cache lines, the rest after `actions`' own hot
-/// fields.
+/// evaluation touches sits in its first two cache lines (the line boundary is kept by the
+/// alignment: a rule's `Arc` header would otherwise push the targets across one), the operator
+/// after them, then the rest.
 #[derive(Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub struct Rule {
     pub targets: Vec<Target>,
     pub transforms: Vec<Transform>,
-    pub exclusions: Vec<Target>,
+    /// `actions.id`, `actions.capture` and `actions.multi_match`, copied here when the set is
+    /// built: every evaluation reads them, and beside the targets they cost no cache line of
+    /// `actions` to a rule that is ruled out.
+    pub id: u64,
     /// The transformation chain's number in the rule set (0: not cached); rules with the same
     /// chain share one cached result per value and transaction.
     pub chain_id: u32,
-    /// Where a transaction keeps the union of the bounded summaries (`summaries[2]`) of the
-    /// summarized variables, when there are several: one test may rule them all out. Set
-    /// when the rule set is built.
-    pub group: Option<u32>,
-    pub negated: bool,
-    /// The operator's argument reads something this link's own matches write (captures,
-    /// `setvar`, `MATCHED_*`): its values are then tested one by one, each after the
-    /// previous match's actions, as ModSecurity does.
-    pub in_turn: bool,
     /// Whether the link reads `MATCHED_VARS` or `MATCHED_VARS_NAMES` (a target or a macro):
     /// the transaction keeps those variables up to date only for such links.
     pub reads_matched_vars: bool,
@@ -180,17 +175,29 @@ pub struct Rule {
     /// `%{RULE.*}`, which may hold one): the transaction writes those two variables only
     /// when such a link, or the end of a phase, needs them.
     pub reads_matched_var: bool,
-    /// Whether the link's `setvar`s, which run after each of its matches, read those two
-    /// (or `%{RULE.*}`): each match then writes them at once.
-    pub acts_on_matched_var: bool,
+    /// The operator's argument reads something this link's own matches write (captures,
+    /// `setvar`, `MATCHED_*`): its values are then tested one by one, each after the
+    /// previous match's actions, as ModSecurity does.
+    pub in_turn: bool,
     /// One key of one volatile variable (`TX:detection_paranoia_level`), nothing excluded,
     /// no `multiMatch`: the CRS's paranoia-level skips and score checks, a quarter of the
     /// rules a clean request runs. Evaluated by a shorter path. Set when the set is built.
     pub single_key: bool,
-    pub operator: Operator,
+    /// Where a transaction keeps the union of the bounded summaries (`summaries[2]`) of the
+    /// summarized variables, when there are several: one test may rule them all out. Set
+    /// when the rule set is built.
+    pub group: Option<u32>,
+    pub negated: bool,
+    pub capture: bool,
+    pub multi_match: bool,
+    /// Whether the link's `setvar`s, which run after each of its matches, read those two
+    /// (or `%{RULE.*}`): each match then writes them at once.
+    pub acts_on_matched_var: bool,
+    pub exclusions: Vec<Target>,
     /// Where `skipAfter` lands in this rule's phase, resolved when the set is built.
     pub skip_to: Option<usize>,
     pub chained: Option<Box<Rule>>,
+    pub operator: Operator,
     pub actions: Actions,
     pub file: std::sync::Arc<str>,
     pub line: usize,
@@ -233,6 +240,9 @@ impl Rule {
             .template()
             .is_some_and(|t| reads_own_writes(t, &actions));
         Ok(Rule {
+            id: actions.id,
+            capture: actions.capture,
+            multi_match: actions.multi_match,
             operator: compiled,
             in_turn,
             reads_matched_vars: false,

@@ -3,7 +3,7 @@
 
 use super::actions::{Actions, Disruptive};
 use super::collections::slot;
-use super::operators::{ByteSet, Prefilter};
+use super::operators::Prefilter;
 use super::rule::{Defaults, KeySel, Rule, Target};
 use super::seclang::{self, names, Directive, EngineMode, Located, SecLangError};
 use super::transforms::Transform;
@@ -13,19 +13,18 @@ use std::sync::Arc;
 
 #[derive(Debug)]
 pub enum Item {
-    Rule(Arc<Rule>),
+    /// The rule and its [`Gate`], read together: one cache line holds two items.
+    Rule(Arc<Rule>, Gate),
     Marker(String),
 }
 
-/// A rule's first test, kept beside its neighbours' in phase order rather than behind the
-/// rule's pointer: whether the union of its summarized variables' summaries (its
+/// A rule's first test, kept in its [`Item`] beside its neighbours' in phase order rather
+/// than behind the rule's pointer: whether the union of its summarized variables' summaries (its
 /// [`Rule::group`], as the transaction last kept it) rules it out while its other variables
 /// are empty (`XML:/*` outside an XML body). Most rules of a clean request end there, and
 /// reading the rule, its targets and its operator for each cost a cache miss or three.
 #[derive(Debug, Clone)]
 pub struct Gate {
-    /// The operator's byte-set test ([`super::operators::Operator::admit_test`]).
-    pub(super) admit: Prefilter,
     pub(super) group: u32,
     /// How many of `slots` are the group's members (in target order, repeats kept, as
     /// `group_admits` sums them); 0: no gate, the rule is evaluated.
@@ -40,7 +39,6 @@ const GATE_SLOTS: usize = 14;
 
 impl Gate {
     const NONE: Gate = Gate {
-        admit: Prefilter::of_sets(0, [ByteSet::ALL; 3]),
         group: 0,
         members: 0,
         others: 0,
@@ -52,14 +50,17 @@ impl Gate {
     /// value, no variable counted, and `MATCHED_VARS` not read. (A rule that reads
     /// `MATCHED_VAR` in its message, as most CRS rules do, has it written before it is
     /// tested; one that tests nothing has nothing to read it, and it stays pending.)
-    fn of(r: &Rule) -> Gate {
+    /// With the operator's byte-set test ([`super::operators::Operator::admit_test`]), kept
+    /// apart in [`RuleSet::admits`]: it is read only once the union is known, and without it
+    /// a gate is a third of a cache line.
+    fn of(r: &Rule) -> (Gate, Prefilter) {
         let gated = !r.in_turn
             && !r.single_key
             && !r.reads_matched_vars
             && r.targets.len() <= GATE_SLOTS
             && r.targets.iter().all(|t| !t.count);
         let (Some(group), Some(admit), true) = (r.group, r.operator.admit_test(), gated) else {
-            return Gate::NONE;
+            return (Gate::NONE, Prefilter::NONE);
         };
         let members = r.targets.iter().filter(|t| t.summarized);
         let others = r.targets.iter().filter(|t| !t.summarized);
@@ -67,13 +68,13 @@ impl Gate {
         for (s, t) in slots.iter_mut().zip(members.clone().chain(others.clone())) {
             *s = t.slot as u8;
         }
-        Gate {
-            admit,
+        let gate = Gate {
             group,
             members: members.count() as u8,
             others: others.count() as u8,
             slots,
-        }
+        };
+        (gate, admit)
     }
 
     pub(super) fn members(&self) -> &[u8] {
@@ -90,7 +91,8 @@ impl Gate {
 pub struct RuleSet {
     pub phases: [Vec<Item>; 5],
     /// [`Gate`]s, one per item of `phases`.
-    pub(super) gates: [Vec<Gate>; 5],
+    /// Each rule's gate's byte-set test, at the rule's index in `phases`.
+    pub(super) admits: [Vec<Prefilter>; 5],
     pub defaults: [Defaults; 5],
     pub engine: EngineMode,
     pub request_body_access: bool,
@@ -392,7 +394,7 @@ impl Builder {
             *ids - 1
         }
         let mut phases: [Vec<Item>; 5] = Default::default();
-        let mut gates: [Vec<Gate>; 5] = Default::default();
+        let mut admits: [Vec<Prefilter>; 5] = Default::default();
         let mut count = 0;
         for entry in self.entries {
             match entry {
@@ -410,6 +412,8 @@ impl Builder {
                     let mut link = Some(&mut *rule);
                     while let Some(r) = link {
                         r.note_reads();
+                        (r.id, r.capture, r.multi_match) =
+                            (r.actions.id, r.actions.capture, r.actions.multi_match);
                         r.chain_id = intern(&mut chains, &r.transforms);
                         let prefilters = !r.negated && r.operator.prefilters();
                         for t in &mut r.targets {
@@ -453,15 +457,16 @@ impl Builder {
                         }
                         link = r.chained.as_deref_mut();
                     }
-                    gates[p].push(Gate::of(&rule));
-                    phases[p].push(Item::Rule(Arc::new(*rule)));
+                    let (gate, admit) = Gate::of(&rule);
+                    admits[p].push(admit);
+                    phases[p].push(Item::Rule(Arc::new(*rule), gate));
                 }
                 Entry::Marker(name) => {
                     for phase in phases.iter_mut() {
                         phase.push(Item::Marker(name.clone()));
                     }
-                    for gate in gates.iter_mut() {
-                        gate.push(Gate::NONE);
+                    for admit in admits.iter_mut() {
+                        admit.push(Prefilter::NONE);
                     }
                 }
             }
@@ -472,7 +477,7 @@ impl Builder {
             setups: Default::default(),
             summaries: ids as usize,
             phases,
-            gates,
+            admits,
             defaults: self.defaults,
             engine: self.engine,
             request_body_access: self.request_body_access,

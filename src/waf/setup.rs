@@ -34,9 +34,9 @@ impl Region {
     pub fn of(phase1: &[Item]) -> Region {
         let kinds = phase1.iter().map(|item| match item {
             Item::Marker(_) => Some(false),
-            Item::Rule(rule) if self_contained(rule, true) => Some(true),
-            Item::Rule(rule) if independent(rule) => Some(false),
-            Item::Rule(_) => None,
+            Item::Rule(rule, _) if self_contained(rule, true) => Some(true),
+            Item::Rule(rule, _) if independent(rule) => Some(false),
+            Item::Rule(..) => None,
         });
         let mut own: Vec<bool> = kinds.map_while(|k| k).collect();
         // Nothing after the last set-up rule needs to be part of it.

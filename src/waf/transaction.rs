@@ -5,7 +5,7 @@ use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::bodies;
 use super::collections::{key_hash, var_slot, Collections, Found};
 use super::macros::{Part, Template};
-use super::operators::{atoi, ByteSet, Captures};
+use super::operators::{atoi, ByteSet, Captures, Prefilter};
 use super::rule::{KeySel, Rule, Target};
 use super::ruleset::{Gate, Item, RuleSet};
 use super::seclang::EngineMode;
@@ -115,7 +115,9 @@ impl Hits {
 }
 
 /// All of a variable's entries after one transformation chain, as of the slot's `version`
-/// and number of `entries`: what a prefilter needs to rule them out together.
+/// and number of `entries`: what a prefilter needs to rule them out together. One cache line,
+/// on a line's boundary: the table is read at a few hundred scattered places per request.
+#[repr(align(64))]
 struct Summary {
     version: u32,
     entries: usize,
@@ -424,7 +426,7 @@ fn verdict(
             Some(b) => op.admits(value.len(), b),
             None => op.admits(value.len(), &ByteSet::of(value)),
         };
-    let want = rule.actions.capture.then_some(caps);
+    let want = rule.capture.then_some(caps);
     (admitted && op.matches(value, arg, want)) != rule.negated
 }
 
@@ -849,7 +851,7 @@ impl<'r> Transaction<'r> {
         }
         let rules = self.rules;
         let items = &rules.phases[phase as usize - 1];
-        let gates = &rules.gates[phase as usize - 1];
+        let admits = &rules.admits[phase as usize - 1];
         let mut i = 0;
         let mut skip = 0u32;
         // The set-up region: its outcome copied (`restored`), or noted as it runs (`setup`).
@@ -889,7 +891,7 @@ impl<'r> Transaction<'r> {
                 i += 1;
                 continue;
             }
-            let Item::Rule(rule) = &items[i] else {
+            let Item::Rule(rule, gate) = &items[i] else {
                 i += 1;
                 continue;
             };
@@ -902,13 +904,13 @@ impl<'r> Transaction<'r> {
             if self.removed(rule) {
                 continue;
             }
-            if self.gated_out(&gates[at]) {
+            if self.gated_out(gate, &admits[at]) {
                 // All `evaluate` would have done: no match, so no matched values.
                 self.clear_matched();
                 continue;
             }
             self.current_rule = Some(rule);
-            let matched = self.evaluate(rule, rule.actions.id);
+            let matched = self.evaluate(rule, rule.id);
             if matched {
                 if rule.reads_matched_vars {
                     self.sync_matched_vars();
@@ -1285,7 +1287,7 @@ impl<'r> Transaction<'r> {
         hit: impl FnOnce(&[u8], Captures),
     ) {
         let mut caps = Captures::default();
-        if rule.actions.multi_match {
+        if rule.multi_match {
             let raw = at.map(|(t, i)| {
                 self.with_transformed(&[], t.slot, t.summaries[0], i, value, |_, b| *b)
             });
@@ -1360,7 +1362,7 @@ impl<'r> Transaction<'r> {
     fn slot_admits(&self, rule: &Rule, t: &Target) -> bool {
         let slot = t.slot;
         let raw = || self.summary(rule, slot, 0, t.summaries[0]);
-        if rule.actions.multi_match {
+        if rule.multi_match {
             // The operator sees the value before the chain and after each step.
             let (len, bytes) = raw();
             return Self::multi_match_steps(rule, len, bytes).is_some();
@@ -1419,7 +1421,7 @@ impl<'r> Transaction<'r> {
     /// empty; `false` when it has no gate or the union is not known for the variables as they
     /// are now (the rule's evaluation then computes it).
     #[inline]
-    fn gated_out(&self, gate: &Gate) -> bool {
+    fn gated_out(&self, gate: &Gate, admit: &Prefilter) -> bool {
         if gate.members == 0
             || gate
                 .others()
@@ -1435,7 +1437,7 @@ impl<'r> Transaction<'r> {
         }
         let summaries = self.summaries.borrow();
         let s = &summaries[gate.group as usize];
-        s.version == version && s.entries == entries && !gate.admit.admits(s.max_len, &s.bytes)
+        s.version == version && s.entries == entries && !admit.admits(s.max_len, &s.bytes)
     }
 
     /// The longest of `slot`'s values after chain `chain` (the rule's, or 0 for none) and the
@@ -1872,16 +1874,12 @@ SecRule ARGS|REQUEST_COOKIES "@rx <script" "id:36,phase:2,pass,log"
 "#,
         );
         for r in [31, 32, 33, 34, 36] {
-            let gate = set
-                .phases
-                .iter()
-                .zip(&set.gates)
-                .find_map(|(items, gates)| {
-                    items.iter().zip(gates).find_map(|(item, g)| match item {
-                        Item::Rule(rule) if rule.actions.id == r => Some(g.members),
-                        _ => None,
-                    })
-                });
+            let gate = set.phases.iter().find_map(|items| {
+                items.iter().find_map(|item| match item {
+                    Item::Rule(rule, g) if rule.actions.id == r => Some(g.members),
+                    _ => None,
+                })
+            });
             assert_eq!(
                 gate,
                 Some(2),
@@ -2055,7 +2053,7 @@ SecRule TX:pl "@eq 1" "id:8,phase:2,pass,log"
         let set = rules(text);
         let read_at_load = set.phases[0]
             .iter()
-            .filter(|i| matches!(i, Item::Rule(r) if r.operator.literal_number().is_some()))
+            .filter(|i| matches!(i, Item::Rule(r, _) if r.operator.literal_number().is_some()))
             .count();
         assert_eq!(
             read_at_load, 5,

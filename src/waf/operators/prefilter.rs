@@ -13,6 +13,14 @@ pub struct ByteSet([u64; 4]);
 impl ByteSet {
     pub const ALL: ByteSet = ByteSet([u64::MAX; 4]);
 
+    /// Whether this is [`Self::ALL`].
+    pub const fn is_all(&self) -> bool {
+        self.0[0] == u64::MAX
+            && self.0[1] == u64::MAX
+            && self.0[2] == u64::MAX
+            && self.0[3] == u64::MAX
+    }
+
     /// The bytes `lo` to `hi`, both included.
     pub const fn span(lo: u8, hi: u8) -> ByteSet {
         let mut w = [0u64; 4];
@@ -119,7 +127,10 @@ const MAX_SETS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    min_len: usize,
+    min_len: u32,
+    /// How many of `needs` to test: those past it are [`ByteSet::ALL`], which any value the
+    /// first set admits also meets (it has a byte), so they are not even read.
+    sets: u32,
     /// In place, for a test with no pointer to follow; [`ByteSet::ALL`] where a pattern has
     /// fewer sets (any value with a byte meets it, and one with none is too short or lacks
     /// the set a pattern does have).
@@ -127,9 +138,25 @@ pub struct Prefilter {
 }
 
 impl Prefilter {
+    /// The test every value passes.
+    pub const NONE: Prefilter = Prefilter::of_sets(0, [ByteSet::ALL; MAX_SETS]);
+
     /// A test of this shape from its parts: a value must be `min_len` long and meet each set.
     pub const fn of_sets(min_len: usize, needs: [ByteSet; MAX_SETS]) -> Prefilter {
-        Prefilter { min_len, needs }
+        let mut sets = MAX_SETS;
+        while sets > 1 && needs[sets - 1].is_all() {
+            sets -= 1;
+        }
+        let min_len = if min_len > u32::MAX as usize {
+            u32::MAX
+        } else {
+            min_len as u32
+        };
+        Prefilter {
+            min_len,
+            sets: sets as u32,
+            needs,
+        }
     }
 
     /// The prefilter of a pattern as `regex` compiles it (`unicode`: whether it runs in
@@ -157,7 +184,7 @@ impl Prefilter {
         let useful = min_len > 1 || !needs.is_empty();
         needs.resize(MAX_SETS, ByteSet::ALL);
         let needs = needs.try_into().ok()?;
-        useful.then_some(Prefilter { min_len, needs })
+        useful.then_some(Prefilter::of_sets(min_len, needs))
     }
 
     /// The prefilter of a case-insensitive phrase list (`@pm`): no shorter than the shortest
@@ -188,10 +215,10 @@ impl Prefilter {
 
     /// Whether a value of this length and these bytes may match.
     pub fn admits(&self, len: usize, bytes: &ByteSet) -> bool {
-        len >= self.min_len
+        len >= self.min_len as usize
             && bytes.meets(&self.needs[0])
-            && bytes.meets(&self.needs[1])
-            && bytes.meets(&self.needs[2])
+            && (self.sets < 2 || bytes.meets(&self.needs[1]))
+            && (self.sets < 3 || bytes.meets(&self.needs[2]))
     }
 }
 
@@ -275,6 +302,34 @@ mod tests {
     fn admits(pattern: &str, value: &str) -> bool {
         Prefilter::new(pattern, false)
             .is_none_or(|p| p.admits(value.len(), &ByteSet::of(value.as_bytes())))
+    }
+
+    /// The sets left untested (the `ALL` placeholders) change no verdict, not even on an
+    /// empty value or one too short for the pattern.
+    #[test]
+    fn the_sets_not_read_are_the_ones_every_admitted_value_meets() {
+        let digit = ByteSet::span(b'0', b'9');
+        let quote = ByteSet::span(b'\'', b'\'');
+        let all = ByteSet::ALL;
+        let shapes = [
+            (0, [all, all, all]),
+            (2, [all, all, all]),
+            (0, [digit, all, all]),
+            (1, [digit, quote, all]),
+            (3, [quote, digit, digit]),
+        ];
+        for (min_len, needs) in shapes {
+            let p = Prefilter::of_sets(min_len, needs);
+            for value in ["", "1", "'", "'1", "ab", "1'x", "xyz"] {
+                let bytes = ByteSet::of(value.as_bytes());
+                let every = value.len() >= min_len && needs.iter().all(|n| bytes.meets(n));
+                assert_eq!(
+                    p.admits(value.len(), &bytes),
+                    every,
+                    "{needs:?} on {value:?}"
+                );
+            }
+        }
     }
 
     #[test]
