@@ -188,6 +188,7 @@ pub struct Rule {
     /// when the rule set is built.
     pub group: Option<u32>,
     pub negated: bool,
+    /// Copies of `actions.capture` and `actions.multi_match`, as [`Self::id`] is.
     pub capture: bool,
     pub multi_match: bool,
     /// Whether the link's `setvar`s, which run after each of its matches, read those two
