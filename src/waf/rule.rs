@@ -161,8 +161,9 @@ impl Target {
 pub struct Rule {
     pub targets: Vec<Target>,
     pub transforms: Vec<Transform>,
-    /// `actions.id`, `actions.capture` and `actions.multi_match`, copied here when the set is
-    /// built: every evaluation reads them, and beside the targets they cost no cache line of
+    /// `actions.id`, `actions.capture` and `actions.multi_match`, copied here when the link
+    /// is compiled (the set's build only fills in `log` and `disruptive` later): every
+    /// evaluation reads them, and beside the targets they cost no cache line of
     /// `actions` to a rule that is ruled out.
     pub id: u64,
     /// The transformation chain's number in the rule set (0: not cached); rules with the same

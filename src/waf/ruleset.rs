@@ -90,8 +90,7 @@ impl Gate {
 #[derive(Debug)]
 pub struct RuleSet {
     pub phases: [Vec<Item>; 5],
-    /// [`Gate`]s, one per item of `phases`.
-    /// Each rule's gate's byte-set test, at the rule's index in `phases`.
+    /// The byte-set test of each rule's [`Gate`], at the rule's index in `phases`.
     pub(super) admits: [Vec<Prefilter>; 5],
     pub defaults: [Defaults; 5],
     pub engine: EngineMode,
@@ -412,8 +411,11 @@ impl Builder {
                     let mut link = Some(&mut *rule);
                     while let Some(r) = link {
                         r.note_reads();
-                        (r.id, r.capture, r.multi_match) =
-                            (r.actions.id, r.actions.capture, r.actions.multi_match);
+                        // Copied when the link was compiled; nothing since changes them.
+                        debug_assert_eq!(
+                            (r.id, r.capture, r.multi_match),
+                            (r.actions.id, r.actions.capture, r.actions.multi_match)
+                        );
                         r.chain_id = intern(&mut chains, &r.transforms);
                         let prefilters = !r.negated && r.operator.prefilters();
                         for t in &mut r.targets {
