@@ -91,9 +91,9 @@ pub struct Target {
     pub slot: usize,
     pub count: bool,
     pub selector: Option<KeySel>,
-    /// Where a transaction keeps this variable's summaries (before any transformation,
-    /// after the rule's chain, and the first through the chain's bound): numbered when the
-    /// rule set is built.
+    /// Where a transaction keeps what it knows of this variable: the summary and each value's
+    /// bytes before any transformation, the values after the rule's chain, and the first
+    /// summary through the chain's bound. Numbered when the rule set is built.
     pub summaries: [u32; 3],
     /// Whether the variable stays put while rules run (no `setvar` writes it): its
     /// transformed values and summaries may be cached. Set when the rule set is built.

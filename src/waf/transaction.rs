@@ -1098,6 +1098,13 @@ impl<'r> Transaction<'r> {
                 _ => None,
             };
             let range = only.map_or(0..entries.len(), |i| i..i + 1);
+            // Each value's own bytes, through the chain's bound, before the chain runs on it.
+            let bound_each = t.cacheable
+                && !t.count
+                && rule.chain_id != 0
+                && !rule.multi_match
+                && !rule.negated
+                && rule.operator.prefilters();
             for (i, (k, v)) in entries[range.clone()].iter().enumerate() {
                 let i = range.start + i;
                 // The index found the one key already; only exclusions may still drop it.
@@ -1105,7 +1112,7 @@ impl<'r> Transaction<'r> {
                     Some(_) => !self.excluded(rule, t, chain_id, k),
                     None => self.selects(t, rule, chain_id, k),
                 };
-                if !selected {
+                if !selected || bound_each && !self.entry_admits(rule, t, i, v) {
                     continue;
                 }
                 let at = t.cacheable.then_some((t, i));
@@ -1338,15 +1345,22 @@ impl<'r> Transaction<'r> {
         }
         let cached = &mut cells[i];
         if cached.version != version {
-            cached.changed = match transforms::apply(chain, value) {
-                Cow::Borrowed(_) => false,
-                Cow::Owned(o) => {
+            let raw = ByteSet::of(value);
+            let out = match transforms::apply_known(chain, value, raw) {
+                Cow::Borrowed(b) if b.len() == value.len() => None,
+                // A part of it (`trim`).
+                Cow::Borrowed(b) => Some(b.to_vec()),
+                Cow::Owned(o) => Some(o),
+            };
+            cached.changed = out.is_some();
+            cached.bytes = match out {
+                Some(o) => {
                     cache.bytes = cache.bytes - cached.value.capacity() + o.capacity();
                     cached.value = o;
-                    true
+                    ByteSet::of(&cached.value)
                 }
+                None => raw,
             };
-            cached.bytes = ByteSet::of(if cached.changed { &cached.value } else { value });
             cached.version = version;
         }
         f(
@@ -1361,7 +1375,7 @@ impl<'r> Transaction<'r> {
     /// bound (no transformation runs), then on the transformed values.
     fn slot_admits(&self, rule: &Rule, t: &Target) -> bool {
         let slot = t.slot;
-        let raw = || self.summary(rule, slot, 0, t.summaries[0]);
+        let raw = || self.summary(slot, t.summaries[0]);
         if rule.multi_match {
             // The operator sees the value before the chain and after each step.
             let (len, bytes) = raw();
@@ -1371,18 +1385,40 @@ impl<'r> Transaction<'r> {
             let (len, bytes) = raw();
             return rule.operator.admits(len, &bytes);
         }
+        // Past it, the entries are judged one by one, most without running the chain
+        // ([`Self::entry_admits`]).
         let (len, bytes) = self.bounded_summary(rule, t);
-        if !rule.operator.admits(len, &bytes) {
-            return false;
+        rule.operator.admits(len, &bytes)
+    }
+
+    /// Whether entry `i` of `t` (value `v`) may match once the rule's chain has run on it,
+    /// judged without running it: on the transformed bytes if they are cached already, else
+    /// on the value's own bytes (cached for every rule) through the chain's bound.
+    fn entry_admits(&self, rule: &Rule, t: &Target, i: usize, v: &[u8]) -> bool {
+        let version = self.vars.version(t.slot);
+        let cache = self.transformed.borrow();
+        let cell = |id: u32| {
+            cache.cells[id as usize]
+                .get(i)
+                .filter(|c| c.version == version)
+                .map(|c| (if c.changed { c.value.len() } else { v.len() }, c.bytes))
+        };
+        if let Some((len, bytes)) = cell(t.summaries[1]) {
+            return rule.operator.admits(len, &bytes);
         }
-        let (len, bytes) = self.summary(rule, slot, rule.chain_id, t.summaries[1]);
+        let raw = cell(t.summaries[0]);
+        drop(cache);
+        let (len, bytes) = raw.unwrap_or_else(|| {
+            self.with_transformed(&[], t.slot, t.summaries[0], i, v, |r, b| (r.len(), *b))
+        });
+        let (bytes, len) = transforms::bound(&rule.transforms, bytes, len);
         rule.operator.admits(len, &bytes)
     }
 
     /// The raw summary through the chain's bound, the same for every rule with that chain:
     /// kept as a summary is, and while it holds the raw one is not even looked up.
     fn bounded_summary(&self, rule: &Rule, t: &Target) -> (usize, ByteSet) {
-        let raw = || self.summary(rule, t.slot, 0, t.summaries[0]);
+        let raw = || self.summary(t.slot, t.summaries[0]);
         if rule.chain_id == 0 {
             return raw();
         }
@@ -1440,20 +1476,15 @@ impl<'r> Transaction<'r> {
         s.version == version && s.entries == entries && !admit.admits(s.max_len, &s.bytes)
     }
 
-    /// The longest of `slot`'s values after chain `chain` (the rule's, or 0 for none) and the
-    /// union of their bytes, cached until the slot changes.
-    fn summary(&self, rule: &Rule, slot: usize, chain: u32, at: u32) -> (usize, ByteSet) {
+    /// The longest of `slot`'s values and the union of their bytes, cached until the slot
+    /// changes.
+    fn summary(&self, slot: usize, at: u32) -> (usize, ByteSet) {
         self.kept_summary(slot, at, || {
             let mut max_len = 0;
             let mut all = ByteSet::default();
-            for (i, (_, v)) in self.vars.get(slot).iter().enumerate() {
-                let (len, bytes) = if chain == 0 {
-                    (v.len(), ByteSet::of(v))
-                } else {
-                    self.with_transformed(&rule.transforms, slot, at, i, v, |t, b| (t.len(), *b))
-                };
-                max_len = max_len.max(len);
-                all = all.union(bytes);
+            for (_, v) in self.vars.get(slot) {
+                max_len = max_len.max(v.len());
+                all = all.union(ByteSet::of(v));
             }
             (max_len, all)
         })
@@ -1588,16 +1619,21 @@ impl<'r> Transaction<'r> {
         if verdict(rule, value, Some(&bytes), arg, caps) {
             return Some(value.to_vec());
         }
-        let check = |v: &[u8], caps: &mut Captures| verdict(rule, v, None, arg, caps);
         let mut current = Cow::Borrowed(value);
+        let mut bytes = bytes;
         for t in &rule.transforms[..steps] {
+            if t.is_inert(&bytes) {
+                continue;
+            }
             let changed = match t.run(&current) {
                 Cow::Owned(next) if next != *current => Some(next),
+                Cow::Borrowed(next) if next.len() != current.len() => Some(next.to_vec()),
                 _ => None,
             };
             if let Some(next) = changed {
                 current = Cow::Owned(next);
-                if check(&current, caps) {
+                bytes = ByteSet::of(&current);
+                if verdict(rule, &current, Some(&bytes), arg, caps) {
                     return Some(current.into_owned());
                 }
             }

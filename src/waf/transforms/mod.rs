@@ -19,11 +19,16 @@ pub type Step = for<'a> fn(&'a [u8]) -> Cow<'a, [u8]>;
 /// the chain on every entry.
 type Bound = fn(ByteSet, usize) -> (ByteSet, usize);
 
-/// One transformation: the step and its bound (`Bound`).
+/// Whether a step leaves every value holding only these bytes as it is (`false` when it
+/// may not): steps a clean value would only scan are not run at all.
+type Inert = fn(&ByteSet) -> bool;
+
+/// One transformation: the step, its bound (`Bound`) and when it is a no-op (`Inert`).
 #[derive(Clone, Copy)]
 pub struct Transform {
     step: Step,
     bound: Bound,
+    inert: Inert,
 }
 
 impl std::fmt::Debug for Transform {
@@ -35,6 +40,11 @@ impl std::fmt::Debug for Transform {
 impl Transform {
     pub fn run<'a>(&self, input: &'a [u8]) -> Cow<'a, [u8]> {
         (self.step)(input)
+    }
+
+    /// Whether the step leaves any value holding only `bytes` as it is.
+    pub fn is_inert(&self, bytes: &ByteSet) -> bool {
+        (self.inert)(bytes)
     }
 
     /// The step's identity (two names for one function share it).
@@ -115,67 +125,198 @@ mod bound {
     }
 }
 
+/// No-ops: each the negation of its step's own "is there anything to do" scan, or
+/// narrower.
+mod inert {
+    use super::ByteSet;
+
+    const fn set(bytes: &[u8]) -> ByteSet {
+        let mut s = ByteSet::ALL.complement();
+        let mut i = 0;
+        while i < bytes.len() {
+            s = s.or(ByteSet::span(bytes[i], bytes[i]));
+            i += 1;
+        }
+        s
+    }
+
+    /// `isspace()` and NBSP, as the whitespace steps count them.
+    const WS: ByteSet = set(b" \t\n\x0b\x0c\r\xa0");
+
+    pub fn never(_: &ByteSet) -> bool {
+        false
+    }
+
+    pub fn without<const B: u8>(b: &ByteSet) -> bool {
+        !b.contains(B)
+    }
+
+    pub fn url(b: &ByteSet) -> bool {
+        !b.contains(b'%') && !b.contains(b'+')
+    }
+
+    pub fn lower(b: &ByteSet) -> bool {
+        !b.meets(&ByteSet::span(b'A', b'Z'))
+    }
+
+    pub fn upper(b: &ByteSet) -> bool {
+        !b.meets(&ByteSet::span(b'a', b'z'))
+    }
+
+    pub fn ascii(b: &ByteSet) -> bool {
+        !b.has_non_ascii()
+    }
+
+    pub fn no_space(b: &ByteSet) -> bool {
+        !b.meets(&WS)
+    }
+
+    pub fn cmd_line(b: &ByteSet) -> bool {
+        const CHANGES: ByteSet = set(b"\"'\\^,; \t\r\n").or(ByteSet::span(b'A', b'Z'));
+        !b.meets(&CHANGES)
+    }
+
+    /// No `/`: one segment, changed only when it is `.` or `..`.
+    pub fn path(b: &ByteSet) -> bool {
+        !b.contains(b'/') && !b.contains(b'.')
+    }
+
+    pub fn path_win(b: &ByteSet) -> bool {
+        path(b) && !b.contains(b'\\')
+    }
+
+    pub fn comments(b: &ByteSet) -> bool {
+        !b.meets(&set(b"/<-#"))
+    }
+
+    pub fn comment_chars(b: &ByteSet) -> bool {
+        !b.meets(&set(b"/<-#*"))
+    }
+}
+
 /// The function for a transformation name (case-insensitive, as ModSecurity reads them);
 /// `none` has none: it clears the chain instead.
 pub fn lookup(name: &str) -> Option<Transform> {
-    let (step, bound): (Step, Bound) = match name.to_ascii_lowercase().as_str() {
-        "lowercase" => (case::lowercase, bound::lower),
-        "uppercase" => (case::uppercase, bound::upper),
-        "urldecode" => (decode::url_decode, bound::url),
-        "urldecodeuni" => (decode::url_decode_uni, bound::url),
-        "htmlentitydecode" => (decode::html_entity_decode, bound::decoder::<b'&'>),
-        "jsdecode" => (decode::js_decode, bound::decoder::<b'\\'>),
-        "cssdecode" => (decode::css_decode, bound::decoder::<b'\\'>),
-        "escapeseqdecode" => (decode::escape_seq_decode, bound::decoder::<b'\\'>),
-        "base64decode" => (decode::base64_decode, bound::base64),
-        "base64decodeext" => (decode::base64_decode_ext, bound::base64),
-        "hexdecode" => (decode::hex_decode, bound::any),
-        "sqlhexdecode" => (decode::sql_hex_decode, bound::any),
-        "utf8tounicode" => (encode::utf8_to_unicode, bound::utf8_to_unicode),
-        "hexencode" => (encode::hex_encode, bound::grows),
-        "base64encode" => (encode::base64_encode, bound::grows),
-        "urlencode" => (encode::url_encode, bound::grows),
-        "md5" => (encode::md5, bound::grows),
-        "sha1" => (encode::sha1, bound::grows),
-        "length" => (encode::length, bound::grows),
-        "compresswhitespace" => (whitespace::compress_whitespace, bound::with_space),
-        "removewhitespace" => (whitespace::remove_whitespace, bound::subset),
-        "trim" => (whitespace::trim, bound::subset),
-        "trimleft" => (whitespace::trim_left, bound::subset),
-        "trimright" => (whitespace::trim_right, bound::subset),
-        "removenulls" => (whitespace::remove_nulls, bound::subset),
-        "replacenulls" => (whitespace::replace_nulls, bound::with_space),
-        "cmdline" => (whitespace::cmd_line, bound::cmd_line),
-        "normalizepath" | "normalisepath" => (path::normalize_path, bound::subset),
-        "normalizepathwin" | "normalisepathwin" => {
-            (path::normalize_path_win, bound::backslash_to_slash)
-        }
-        "removecomments" => (comments::remove_comments, bound::with_space),
-        "removecommentschar" => (comments::remove_comments_char, bound::with_space),
-        "replacecomments" => (comments::replace_comments, bound::with_space),
-        "parityeven7bit" => (case::parity_even_7bit, bound::any),
-        "parityodd7bit" => (case::parity_odd_7bit, bound::any),
-        "parityzero7bit" => (case::parity_zero_7bit, bound::any),
+    let (step, bound, inert): (Step, Bound, Inert) = match name.to_ascii_lowercase().as_str() {
+        "lowercase" => (case::lowercase, bound::lower, inert::lower),
+        "uppercase" => (case::uppercase, bound::upper, inert::upper),
+        "urldecode" => (decode::url_decode, bound::url, inert::url),
+        "urldecodeuni" => (decode::url_decode_uni, bound::url, inert::url),
+        "htmlentitydecode" => (
+            decode::html_entity_decode,
+            bound::decoder::<b'&'>,
+            inert::without::<b'&'>,
+        ),
+        "jsdecode" => (
+            decode::js_decode,
+            bound::decoder::<b'\\'>,
+            inert::without::<b'\\'>,
+        ),
+        "cssdecode" => (
+            decode::css_decode,
+            bound::decoder::<b'\\'>,
+            inert::without::<b'\\'>,
+        ),
+        "escapeseqdecode" => (
+            decode::escape_seq_decode,
+            bound::decoder::<b'\\'>,
+            inert::without::<b'\\'>,
+        ),
+        "base64decode" => (decode::base64_decode, bound::base64, inert::never),
+        "base64decodeext" => (decode::base64_decode_ext, bound::base64, inert::never),
+        "hexdecode" => (decode::hex_decode, bound::any, inert::never),
+        "sqlhexdecode" => (decode::sql_hex_decode, bound::any, inert::never),
+        "utf8tounicode" => (
+            encode::utf8_to_unicode,
+            bound::utf8_to_unicode,
+            inert::ascii,
+        ),
+        "hexencode" => (encode::hex_encode, bound::grows, inert::never),
+        "base64encode" => (encode::base64_encode, bound::grows, inert::never),
+        "urlencode" => (encode::url_encode, bound::grows, inert::never),
+        "md5" => (encode::md5, bound::grows, inert::never),
+        "sha1" => (encode::sha1, bound::grows, inert::never),
+        "length" => (encode::length, bound::grows, inert::never),
+        "compresswhitespace" => (
+            whitespace::compress_whitespace,
+            bound::with_space,
+            inert::no_space,
+        ),
+        "removewhitespace" => (
+            whitespace::remove_whitespace,
+            bound::subset,
+            inert::no_space,
+        ),
+        "trim" => (whitespace::trim, bound::subset, inert::no_space),
+        "trimleft" => (whitespace::trim_left, bound::subset, inert::no_space),
+        "trimright" => (whitespace::trim_right, bound::subset, inert::no_space),
+        "removenulls" => (whitespace::remove_nulls, bound::subset, inert::without::<0>),
+        "replacenulls" => (
+            whitespace::replace_nulls,
+            bound::with_space,
+            inert::without::<0>,
+        ),
+        "cmdline" => (whitespace::cmd_line, bound::cmd_line, inert::cmd_line),
+        "normalizepath" | "normalisepath" => (path::normalize_path, bound::subset, inert::path),
+        "normalizepathwin" | "normalisepathwin" => (
+            path::normalize_path_win,
+            bound::backslash_to_slash,
+            inert::path_win,
+        ),
+        "removecomments" => (
+            comments::remove_comments,
+            bound::with_space,
+            inert::comments,
+        ),
+        "removecommentschar" => (
+            comments::remove_comments_char,
+            bound::with_space,
+            inert::comment_chars,
+        ),
+        "replacecomments" => (
+            comments::replace_comments,
+            bound::with_space,
+            inert::without::<b'/'>,
+        ),
+        "parityeven7bit" => (case::parity_even_7bit, bound::any, inert::never),
+        "parityodd7bit" => (case::parity_odd_7bit, bound::any, inert::never),
+        "parityzero7bit" => (case::parity_zero_7bit, bound::any, inert::never),
         _ => return None,
     };
-    Some(Transform { step, bound })
+    Some(Transform { step, bound, inert })
 }
 
 /// Applies a chain, allocating only where a step changes something.
 pub fn apply<'a>(chain: &[Transform], input: &'a [u8]) -> Cow<'a, [u8]> {
-    let mut value = Cow::Borrowed(input);
+    chain.iter().fold(Cow::Borrowed(input), |v, t| t.then(v))
+}
+
+impl Transform {
+    /// The step on a value so far: borrowed stays borrowed while nothing changes, and an
+    /// owned buffer is kept when the step lends it back whole.
+    fn then<'a>(&self, value: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
+        match value {
+            Cow::Borrowed(b) => self.run(b),
+            Cow::Owned(o) => match self.run(&o) {
+                Cow::Borrowed(r) if r.len() == o.len() => Cow::Owned(o),
+                // A part of it (`trim`).
+                Cow::Borrowed(r) => Cow::Owned(r.to_vec()),
+                Cow::Owned(next) => Cow::Owned(next),
+            },
+        }
+    }
+}
+
+/// [`apply`] on a value holding only `bytes` (or fewer): the steps that cannot change it,
+/// judged on their input's bound, are skipped.
+pub fn apply_known<'a>(chain: &[Transform], input: &'a [u8], bytes: ByteSet) -> Cow<'a, [u8]> {
+    let (mut value, mut bytes, mut len) = (Cow::Borrowed(input), bytes, input.len());
     for t in chain {
-        value = match value {
-            Cow::Borrowed(b) => t.run(b),
-            Cow::Owned(o) => {
-                // A step that changes nothing lends its input back: keep the buffer.
-                let changed = match t.run(&o) {
-                    Cow::Borrowed(_) => None,
-                    Cow::Owned(next) => Some(next),
-                };
-                Cow::Owned(changed.unwrap_or(o))
-            }
-        };
+        if (t.inert)(&bytes) {
+            continue;
+        }
+        value = t.then(value);
+        (bytes, len) = (t.bound)(bytes, len);
     }
     value
 }
@@ -252,6 +393,93 @@ mod tests {
                     b.union(ByteSet::of(&out)),
                     b,
                     "t:{name} on {input:?}: bytes outside its bound"
+                );
+            }
+        }
+    }
+
+    /// A step judged inert on a value's bytes leaves it as it is: on values made of every
+    /// byte the steps look for but one, and on the decoders' inputs above.
+    #[test]
+    fn inert_steps_change_nothing() {
+        let mut inputs: Vec<Vec<u8>> = vec![
+            b"plain words 1/2.3".to_vec(),
+            b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0)".to_vec(),
+            b".".to_vec(),
+            b"..".to_vec(),
+            b"a/./b//c/../d".to_vec(),
+            b"a\\..\\b".to_vec(),
+            b"x  y".to_vec(),
+            b" x ".to_vec(),
+            b"C^at \"a\",b;c".to_vec(),
+            b"a/*b*/c<!--d-->e--f#g".to_vec(),
+            b"a%41+b&amp;\\x41".to_vec(),
+            "caf\u{e9}".as_bytes().to_vec(),
+            b"a\x00b\t\x0b\x0c\r\n\xa0".to_vec(),
+        ];
+        let specials = b" \t\n\x0b\x0c\r\xa0\x00%+&\\/.*<-#^,;\"'AZaz\x80";
+        for &drop in specials {
+            let kept: Vec<u8> = specials.iter().copied().filter(|b| *b != drop).collect();
+            inputs.push([&kept[..], b"a  .b..//c"].concat());
+            inputs.push(kept);
+        }
+        for name in crate::waf::seclang::names::TRANSFORMATIONS {
+            let Some(t) = lookup(name) else { continue };
+            for input in &inputs {
+                if t.is_inert(&ByteSet::of(input)) {
+                    assert_eq!(&*t.run(input), &input[..], "t:{name} changed {input:?}");
+                }
+            }
+        }
+        // Each rules something out: a value with none of the bytes it looks for.
+        for name in [
+            "lowercase",
+            "urlDecodeUni",
+            "jsDecode",
+            "cmdLine",
+            "normalizePath",
+        ] {
+            assert!(
+                lookup(name).unwrap().is_inert(&ByteSet::of(b"x1")),
+                "t:{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chain_skipping_inert_steps_makes_what_the_whole_chain_makes() {
+        let names = [
+            "utf8toUnicode",
+            "urlDecodeUni",
+            "htmlEntityDecode",
+            "jsDecode",
+            "cssDecode",
+            "lowercase",
+            "removeNulls",
+            "removeWhitespace",
+            "cmdLine",
+            "normalizePathWin",
+            "compressWhitespace",
+            "replaceComments",
+            "trim",
+        ];
+        let chain: Vec<Transform> = names.iter().map(|n| lookup(n).unwrap()).collect();
+        let inputs: [&[u8]; 7] = [
+            b"plain",
+            b"Blue+Widget",
+            b"%3Cscript%3E",
+            b"&#x2f;etc&#x2f;passwd",
+            b"\\u0041 B",
+            b"  C:\\Windows\\..\\x  ",
+            "caf\u{e9} /* x */".as_bytes(),
+        ];
+        for input in inputs {
+            for k in 0..=chain.len() {
+                let c = &chain[k..];
+                assert_eq!(
+                    apply_known(c, input, ByteSet::of(input)),
+                    apply(c, input),
+                    "{input:?} from step {k}"
                 );
             }
         }
