@@ -92,9 +92,9 @@ pub struct Target {
     pub count: bool,
     pub selector: Option<KeySel>,
     /// Where a transaction keeps what it knows of this variable: the summary and each value's
-    /// bytes before any transformation, the values after the rule's chain, and the first
-    /// summary through the chain's bound. Numbered when the rule set is built.
-    pub summaries: [u32; 3],
+    /// bytes before any transformation, and the values after the rule's chain. Numbered when
+    /// the rule set is built.
+    pub summaries: [u32; 2],
     /// Whether the variable stays put while rules run (no `setvar` writes it): its
     /// transformed values and summaries may be cached. Set when the rule set is built.
     pub cacheable: bool,
@@ -134,7 +134,7 @@ impl Target {
             slot,
             count: spec.count,
             selector,
-            summaries: [0; 3],
+            summaries: [0; 2],
             cacheable: false,
             summarized: false,
             excludable: false,
@@ -184,9 +184,10 @@ pub struct Rule {
     /// no `multiMatch`: the CRS's paranoia-level skips and score checks, a quarter of the
     /// rules a clean request runs. Evaluated by a shorter path. Set when the set is built.
     pub single_key: bool,
-    /// Where a transaction keeps the union of the bounded summaries (`summaries[2]`) of the
-    /// summarized variables, when there are several: one test may rule them all out. Set
-    /// when the rule set is built.
+    /// Where a transaction keeps the union of the summaries (`summaries[0]`) of the
+    /// summarized variables, when there are several: one test ([`Self::raw_admit`]) may
+    /// rule them all out. Shared by every rule with the same variables, whatever its chain.
+    /// Set when the rule set is built.
     pub group: Option<u32>,
     pub negated: bool,
     /// Copies of `actions.capture` and `actions.multi_match`, as [`Self::id`] is.
@@ -200,6 +201,11 @@ pub struct Rule {
     pub skip_to: Option<usize>,
     pub chained: Option<Box<Rule>>,
     pub operator: Operator,
+    /// The operator's byte-set test moved before the chain
+    /// ([`super::operators::Prefilter::before`]): it judges values as they are, before any
+    /// transformation runs; `None` when nothing may be ruled out so (negated, no test, or a
+    /// chain that makes bytes of nothing). Set when the rule set is built.
+    pub raw_admit: Option<super::operators::Prefilter>,
     pub actions: Actions,
     pub file: std::sync::Arc<str>,
     pub line: usize,
@@ -258,6 +264,7 @@ impl Rule {
             chain_id: 0,
             skip_to: None,
             group: None,
+            raw_admit: None,
             actions,
             chained: None,
             file: "".into(),

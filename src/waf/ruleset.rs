@@ -59,7 +59,7 @@ impl Gate {
             && !r.reads_matched_vars
             && r.targets.len() <= GATE_SLOTS
             && r.targets.iter().all(|t| !t.count);
-        let (Some(group), Some(admit), true) = (r.group, r.operator.admit_test(), gated) else {
+        let (Some(group), Some(admit), true) = (r.group, r.raw_admit.clone(), gated) else {
             return (Gate::NONE, Prefilter::NONE);
         };
         let members = r.targets.iter().filter(|t| t.summarized);
@@ -385,7 +385,7 @@ impl Builder {
         }
         let mut chains: Vec<Vec<usize>> = vec![Vec::new()];
         let mut summaries: HashMap<(usize, u32), u32> = HashMap::new();
-        let mut groups: HashMap<(Vec<usize>, u32), u32> = HashMap::new();
+        let mut groups: HashMap<Vec<usize>, u32> = HashMap::new();
         // Summaries and groups share one numbering: one table holds both.
         let mut ids = 0u32;
         fn next(ids: &mut u32) -> u32 {
@@ -425,9 +425,7 @@ impl Builder {
                                 && prefilters
                                 && !t.count
                                 && !matches!(t.selector, Some(KeySel::Key(..)));
-                            const BOUNDED: u32 = 1 << 31;
-                            let kinds = [0, r.chain_id, BOUNDED | r.chain_id];
-                            for (k, chain) in kinds.into_iter().enumerate() {
+                            for (k, chain) in [0, r.chain_id].into_iter().enumerate() {
                                 t.summaries[k] = *summaries
                                     .entry((t.slot, chain))
                                     .or_insert_with(|| next(&mut ids));
@@ -453,9 +451,19 @@ impl Builder {
                             }
                             _ => false,
                         };
+                        r.raw_admit =
+                            r.operator
+                                .admit_test()
+                                .filter(|_| prefilters)
+                                .and_then(|p| {
+                                    if r.transforms.is_empty() {
+                                        return Some(p);
+                                    }
+                                    p.before(|b, l| super::transforms::bound(&r.transforms, b, l))
+                                });
                         if members.len() > 1 && !r.actions.multi_match {
-                            let key = (members, r.chain_id);
-                            r.group = Some(*groups.entry(key).or_insert_with(|| next(&mut ids)));
+                            r.group =
+                                Some(*groups.entry(members).or_insert_with(|| next(&mut ids)));
                         }
                         link = r.chained.as_deref_mut();
                     }

@@ -1381,19 +1381,23 @@ impl<'r> Transaction<'r> {
             let (len, bytes) = raw();
             return Self::multi_match_steps(rule, len, bytes).is_some();
         }
+        let (len, bytes) = raw();
         if rule.chain_id == 0 {
-            let (len, bytes) = raw();
             return rule.operator.admits(len, &bytes);
         }
         // Past it, the entries are judged one by one, most without running the chain
         // ([`Self::entry_admits`]).
-        let (len, bytes) = self.bounded_summary(rule, t);
-        rule.operator.admits(len, &bytes)
+        Self::raw_admits(rule, len, &bytes)
+    }
+
+    /// [`Rule::raw_admit`]'s verdict on values before the chain.
+    fn raw_admits(rule: &Rule, len: usize, bytes: &ByteSet) -> bool {
+        rule.raw_admit.as_ref().is_none_or(|p| p.admits(len, bytes))
     }
 
     /// Whether entry `i` of `t` (value `v`) may match once the rule's chain has run on it,
     /// judged without running it: on the transformed bytes if they are cached already, else
-    /// on the value's own bytes (cached for every rule) through the chain's bound.
+    /// on the value's own bytes (cached for every rule) by [`Rule::raw_admit`].
     fn entry_admits(&self, rule: &Rule, t: &Target, i: usize, v: &[u8]) -> bool {
         let version = self.vars.version(t.slot);
         let cache = self.transformed.borrow();
@@ -1411,27 +1415,13 @@ impl<'r> Transaction<'r> {
         let (len, bytes) = raw.unwrap_or_else(|| {
             self.with_transformed(&[], t.slot, t.summaries[0], i, v, |r, b| (r.len(), *b))
         });
-        let (bytes, len) = transforms::bound(&rule.transforms, bytes, len);
-        rule.operator.admits(len, &bytes)
-    }
-
-    /// The raw summary through the chain's bound, the same for every rule with that chain:
-    /// kept as a summary is, and while it holds the raw one is not even looked up.
-    fn bounded_summary(&self, rule: &Rule, t: &Target) -> (usize, ByteSet) {
-        let raw = || self.summary(t.slot, t.summaries[0]);
-        if rule.chain_id == 0 {
-            return raw();
-        }
-        self.kept_summary(t.slot, t.summaries[2], || {
-            let (len, bytes) = raw();
-            let (bytes, len) = transforms::bound(&rule.transforms, bytes, len);
-            (len, bytes)
-        })
+        Self::raw_admits(rule, len, &bytes)
     }
 
     /// Whether any value of the rule's summarized variables may match, judged on the union
-    /// of their bounded summaries (summary `group`): most rules of a clean request are
-    /// ruled out here at once rather than variable by variable.
+    /// of their summaries (summary `group`, the same for every rule with these variables) by
+    /// [`Rule::raw_admit`]: most rules of a clean request are ruled out here at once rather
+    /// than variable by variable.
     fn group_admits(&self, rule: &Rule, group: u32) -> bool {
         let members = || rule.targets.iter().filter(|t| t.summarized);
         // Versions only grow and entries are only added between two version changes, so
@@ -1444,12 +1434,12 @@ impl<'r> Transaction<'r> {
         let (len, bytes) = self.kept(group, version, entries, || {
             let (mut len, mut bytes) = (0, ByteSet::default());
             for t in members().filter(|t| !self.vars.get(t.slot).is_empty()) {
-                let (l, b) = self.bounded_summary(rule, t);
+                let (l, b) = self.summary(t.slot, t.summaries[0]);
                 (len, bytes) = (len.max(l), bytes.union(b));
             }
             (len, bytes)
         });
-        rule.operator.admits(len, &bytes)
+        Self::raw_admits(rule, len, &bytes)
     }
 
     /// Whether `gate` rules its rule out on the union of its variables' summaries as last

@@ -128,6 +128,9 @@ const MAX_SETS: usize = 3;
 #[derive(Debug, Clone)]
 pub struct Prefilter {
     min_len: u32,
+    /// The shortest a value holding a byte past ASCII may be: shorter than `min_len` for a
+    /// test made for values before a chain that may lengthen them (`utf8toUnicode`).
+    min_wide: u32,
     /// How many of `needs` to test: those past it are [`ByteSet::ALL`], which any value the
     /// first set admits also meets (it has a byte), so they are not even read.
     sets: u32,
@@ -154,6 +157,7 @@ impl Prefilter {
         };
         Prefilter {
             min_len,
+            min_wide: min_len,
             sets: sets as u32,
             needs,
         }
@@ -213,9 +217,32 @@ impl Prefilter {
         Prefilter::keep(min_len, needs)
     }
 
+    /// This test moved before a transformation chain, from the chain's `bound`: a value may
+    /// pass this one after the chain only if it passes that one before it. A set's bytes
+    /// become those the chain may turn into one of them (each alone: a bound is the union of
+    /// what it makes of each byte), and the length the shortest the chain may stretch to
+    /// `min_len`. `None` when the chain may make bytes of nothing (`t:length`, a digest).
+    pub fn before(&self, bound: impl Fn(ByteSet, usize) -> (ByteSet, usize)) -> Option<Prefilter> {
+        let none = ByteSet::default();
+        if !bound(none, 0).0.within(&none.with(b' ')) {
+            return None;
+        }
+        let mut needs = [ByteSet::ALL; MAX_SETS];
+        for (pre, need) in needs.iter_mut().zip(&self.needs).take(self.sets as usize) {
+            *pre = (0..=255u8)
+                .filter(|b| bound(none.with(*b), 1).0.meets(need))
+                .fold(none, ByteSet::with);
+        }
+        let min = self.min_len as usize;
+        let shortest = |bytes: ByteSet| (0..min).find(|l| bound(bytes, *l).1 >= min).unwrap_or(min);
+        let mut p = Prefilter::of_sets(shortest(ByteSet::span(0, 0x7f)), needs);
+        p.min_wide = shortest(ByteSet::ALL) as u32;
+        Some(p)
+    }
+
     /// Whether a value of this length and these bytes may match.
     pub fn admits(&self, len: usize, bytes: &ByteSet) -> bool {
-        len >= self.min_len as usize
+        (len >= self.min_len as usize || len >= self.min_wide as usize && bytes.has_non_ascii())
             && bytes.meets(&self.needs[0])
             && (self.sets < 2 || bytes.meets(&self.needs[1]))
             && (self.sets < 3 || bytes.meets(&self.needs[2]))

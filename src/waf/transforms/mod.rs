@@ -111,8 +111,9 @@ mod bound {
         (b.to_lowercase().with(b' '), len)
     }
 
+    /// A `/` only where there was a `\\`.
     pub fn backslash_to_slash(b: ByteSet, len: usize) -> (ByteSet, usize) {
-        (b.with(b'/'), len)
+        (if b.contains(b'\\') { b.with(b'/') } else { b }, len)
     }
 
     /// `%uXXXX` for each non-ASCII character.
@@ -483,6 +484,86 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A prefilter moved before a chain passes every value the chain turns into one the
+    /// prefilter passes, and still rules values out.
+    #[test]
+    fn a_test_before_a_chain_passes_what_the_chain_makes_pass() {
+        use crate::waf::operators::Prefilter;
+        let patterns = [
+            "(?i)<script",
+            "=",
+            r"\.\./",
+            "(?i)select.{0,20}from",
+            "[\"'`]",
+            r"onerror\s*=",
+            r"java\.lang",
+            r"\x00",
+            "%u00e9",
+            "(?i)/etc/passwd",
+        ];
+        let chains: [&[&str]; 12] = [
+            &["urlDecodeUni"],
+            &["lowercase"],
+            &[
+                "utf8toUnicode",
+                "urlDecodeUni",
+                "htmlEntityDecode",
+                "jsDecode",
+                "cssDecode",
+            ],
+            &["removeNulls", "removeWhitespace", "lowercase"],
+            &["cmdLine"],
+            &["normalizePathWin"],
+            &["compressWhitespace", "replaceComments"],
+            &["escapeSeqDecode", "removeCommentsChar"],
+            &["utf8toUnicode"],
+            &["length"],
+            &["base64Decode"],
+            &["hexDecode"],
+        ];
+        let inputs: [&[u8]; 14] = [
+            b"plain text",
+            b"%3Cscript%3E",
+            b"&lt;SCRIPT&gt;",
+            b"\\u003cscript",
+            b"\\x3cscript",
+            b"SELECT+a+FROM+b",
+            b"a\x00=b",
+            b"..\\..\\etc\\passwd",
+            b"/ETC/PASSWD",
+            b"x onerror =1",
+            b"java/*x*/.lang",
+            b"PHNjcmlwdD4=",
+            b"3c736372697074",
+            "\u{e9}".as_bytes(),
+        ];
+        for pattern in patterns {
+            let p = Prefilter::new(pattern, false).expect(pattern);
+            for names in chains {
+                let chain: Vec<Transform> = names.iter().map(|n| lookup(n).unwrap()).collect();
+                let before = p.before(|b, l| bound(&chain, b, l));
+                for input in inputs {
+                    let out = apply(&chain, input);
+                    if p.admits(out.len(), &ByteSet::of(&out)) {
+                        assert!(
+                            before
+                                .as_ref()
+                                .is_none_or(|r| r.admits(input.len(), &ByteSet::of(input))),
+                            "/{pattern}/ after {names:?}: {input:?} ruled out before"
+                        );
+                    }
+                }
+            }
+        }
+        let lower = [lookup("lowercase").unwrap()];
+        let script = Prefilter::new("(?i)<script", false).unwrap();
+        let before = script.before(|b, l| bound(&lower, b, l)).unwrap();
+        assert!(!before.admits(10, &ByteSet::of(b"plain text")));
+        assert!(before.admits(7, &ByteSet::of(b"<SCRIPT")));
+        let length = [lookup("length").unwrap()];
+        assert!(script.before(|b, l| bound(&length, b, l)).is_none());
     }
 
     #[test]
