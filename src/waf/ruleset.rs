@@ -102,6 +102,9 @@ pub struct RuleSet {
     /// How many (variable, chain) summaries a transaction keeps ([`Target::summaries`]),
     /// with the unions of [`Rule::group`].
     pub(super) summaries: usize,
+    /// Each variable's summary before any transformation (`summaries[0]` of its targets),
+    /// by slot: a gate computes its union from them.
+    pub(super) raw_summaries: Vec<u32>,
     /// The phase-1 set-up region ([`super::setup`]), and its outcomes by start.
     pub(super) setup: super::setup::Region,
     pub(super) setups: super::setup::Outcomes,
@@ -481,11 +484,18 @@ impl Builder {
                 }
             }
         }
+        let mut raw_summaries = vec![u32::MAX; names::VARIABLES.len()];
+        for ((slot, chain), id) in &summaries {
+            if *chain == 0 {
+                raw_summaries[*slot] = *id;
+            }
+        }
         let setup = super::setup::Region::of(&phases[0]);
         RuleSet {
             setup,
             setups: Default::default(),
             summaries: ids as usize,
+            raw_summaries,
             phases,
             admits,
             defaults: self.defaults,

@@ -1103,8 +1103,7 @@ impl<'r> Transaction<'r> {
                 && !t.count
                 && rule.chain_id != 0
                 && !rule.multi_match
-                && !rule.negated
-                && rule.operator.prefilters();
+                && rule.raw_admit.is_some();
             for (i, (k, v)) in entries[range.clone()].iter().enumerate() {
                 let i = range.start + i;
                 // The index found the one key already; only exclusions may still drop it.
@@ -1442,10 +1441,9 @@ impl<'r> Transaction<'r> {
         Self::raw_admits(rule, len, &bytes)
     }
 
-    /// Whether `gate` rules its rule out on the union of its variables' summaries as last
-    /// kept ([`Self::group_admits`] without reading the rule) while its other variables are
-    /// empty; `false` when it has no gate or the union is not known for the variables as they
-    /// are now (the rule's evaluation then computes it).
+    /// Whether `gate` rules its rule out on the union of its variables' summaries
+    /// ([`Self::group_admits`] without reading the rule, and keeping the union it computes
+    /// for it) while its other variables are empty; `false` when it has no gate.
     #[inline]
     fn gated_out(&self, gate: &Gate, admit: &Prefilter) -> bool {
         if gate.members == 0
@@ -1461,9 +1459,18 @@ impl<'r> Transaction<'r> {
             version = version.wrapping_add(self.vars.version(slot as usize));
             entries += self.vars.get(slot as usize).len();
         }
-        let summaries = self.summaries.borrow();
-        let s = &summaries[gate.group as usize];
-        s.version == version && s.entries == entries && !admit.admits(s.max_len, &s.bytes)
+        let (len, bytes) = self.kept(gate.group, version, entries, || {
+            let (mut len, mut bytes) = (0, ByteSet::default());
+            for &slot in gate.members() {
+                let slot = slot as usize;
+                if !self.vars.get(slot).is_empty() {
+                    let (l, b) = self.summary(slot, self.rules.raw_summaries[slot]);
+                    (len, bytes) = (len.max(l), bytes.union(b));
+                }
+            }
+            (len, bytes)
+        });
+        !admit.admits(len, &bytes)
     }
 
     /// The longest of `slot`'s values and the union of their bytes, cached until the slot
