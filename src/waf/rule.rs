@@ -185,9 +185,9 @@ pub struct Rule {
     /// rules a clean request runs. Evaluated by a shorter path. Set when the set is built.
     pub single_key: bool,
     /// Where a transaction keeps the union of the summaries (`summaries[0]`) of the
-    /// summarized variables, when there are several: one test ([`Self::raw_admit`]) may
-    /// rule them all out. Shared by every rule with the same variables, whatever its chain.
-    /// Set when the rule set is built.
+    /// summarized variables (a single one's own summary): one test ([`Self::raw_admit`])
+    /// may rule them all out. Shared by every rule with the same variables, whatever its
+    /// chain. Set when the rule set is built.
     pub group: Option<u32>,
     pub negated: bool,
     /// Copies of `actions.capture` and `actions.multi_match`, as [`Self::id`] is.

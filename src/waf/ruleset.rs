@@ -464,10 +464,18 @@ impl Builder {
                                     }
                                     p.before(|b, l| super::transforms::bound(&r.transforms, b, l))
                                 });
-                        if members.len() > 1 && !r.actions.multi_match {
-                            r.group =
-                                Some(*groups.entry(members).or_insert_with(|| next(&mut ids)));
-                        }
+                        // One variable's union is its own summary.
+                        let own = r
+                            .targets
+                            .iter()
+                            .find(|t| t.summarized)
+                            .map(|t| t.summaries[0]);
+                        r.group = match members.len() {
+                            _ if r.actions.multi_match => None,
+                            0 => None,
+                            1 => own,
+                            _ => Some(*groups.entry(members).or_insert_with(|| next(&mut ids))),
+                        };
                         link = r.chained.as_deref_mut();
                     }
                     let (gate, admit) = Gate::of(&rule);
