@@ -486,6 +486,34 @@ mod tests {
         }
     }
 
+    /// What [`crate::waf::operators::Prefilter::before`] relies on: each step's bound of a
+    /// value's bytes is the union of its bounds of each byte alone.
+    #[test]
+    fn a_bound_is_the_union_of_what_it_makes_of_each_byte() {
+        let inputs: [&[u8]; 8] = [
+            b"Plain Text",
+            b"a%27b+c",
+            b"a+b",
+            b"&lt;x;",
+            b"\\x41\\",
+            b"C:\\Windows/x",
+            "caf\u{e9}".as_bytes(),
+            b"\x00 \t,;^\"'",
+        ];
+        let none = ByteSet::default();
+        for name in crate::waf::seclang::names::TRANSFORMATIONS {
+            let Some(t) = lookup(name) else { continue };
+            for input in inputs {
+                let b = ByteSet::of(input);
+                let whole = bound(&[t], b, input.len()).0;
+                let each = (0..=255u8)
+                    .filter(|x| b.contains(*x))
+                    .fold(none, |u, x| u.union(bound(&[t], none.with(x), 1).0));
+                assert_eq!(whole, each, "t:{name} on {input:?}");
+            }
+        }
+    }
+
     /// A prefilter moved before a chain passes every value the chain turns into one the
     /// prefilter passes, and still rules values out.
     #[test]
