@@ -102,6 +102,10 @@ pub struct Target {
     /// cacheable variable read whole or by pattern (not by one key, not counted) under an
     /// operator with a prefilter, not negated. Set when the rule set is built.
     pub summarized: bool,
+    /// Whether each value is judged by the rule's [`Rule::raw_admit`] before the rule's
+    /// chain runs on it: a cacheable variable, not counted, under a chain with a test before
+    /// it and no `multiMatch`. Set when the rule set is built.
+    pub judged_raw: bool,
     /// Whether the rule excludes some of this variable's keys (`!REQUEST_COOKIES:/__utm/`
     /// for `REQUEST_COOKIES`). Set when the rule set is built.
     pub excludable: bool,
@@ -137,6 +141,7 @@ impl Target {
             summaries: [0; 2],
             cacheable: false,
             summarized: false,
+            judged_raw: false,
             excludable: false,
         })
     }

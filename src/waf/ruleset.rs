@@ -464,6 +464,13 @@ impl Builder {
                                     }
                                     p.before(|b, l| super::transforms::bound(&r.transforms, b, l))
                                 });
+                        for t in &mut r.targets {
+                            t.judged_raw = t.cacheable
+                                && !t.count
+                                && r.chain_id != 0
+                                && !r.actions.multi_match
+                                && r.raw_admit.is_some();
+                        }
                         // One variable's union is its own summary.
                         let own = r
                             .targets

@@ -114,8 +114,9 @@ impl Hits {
     }
 }
 
-/// All of a variable's entries after one transformation chain, as of the slot's `version`
-/// and number of `entries`: what a prefilter needs to rule them out together. One cache line,
+/// All of a variable's raw entries (or of a rule's variables, for a group), as of the
+/// slots' `version` and number of `entries`: what a prefilter needs to rule them out
+/// together. One cache line,
 /// on a line's boundary: the table is read at a few hundred scattered places per request.
 #[repr(align(64))]
 struct Summary {
@@ -1098,12 +1099,6 @@ impl<'r> Transaction<'r> {
                 _ => None,
             };
             let range = only.map_or(0..entries.len(), |i| i..i + 1);
-            // Each value's own bytes, through the chain's bound, before the chain runs on it.
-            let bound_each = t.cacheable
-                && !t.count
-                && rule.chain_id != 0
-                && !rule.multi_match
-                && rule.raw_admit.is_some();
             for (i, (k, v)) in entries[range.clone()].iter().enumerate() {
                 let i = range.start + i;
                 // The index found the one key already; only exclusions may still drop it.
@@ -1111,7 +1106,7 @@ impl<'r> Transaction<'r> {
                     Some(_) => !self.excluded(rule, t, chain_id, k),
                     None => self.selects(t, rule, chain_id, k),
                 };
-                if !selected || bound_each && !self.entry_admits(rule, t, i, v) {
+                if !selected || t.judged_raw && !self.entry_admits(rule, t, i, v) {
                     continue;
                 }
                 let at = t.cacheable.then_some((t, i));
@@ -1370,8 +1365,8 @@ impl<'r> Transaction<'r> {
 
     /// Whether any entry of `slot` may match the rule's operator, judged by its prefilter on
     /// the longest value and the union of their bytes: a `false` rules the whole variable out
-    /// without visiting its entries one by one. First on the raw values through the chain's
-    /// bound (no transformation runs), then on the transformed values.
+    /// without visiting its entries one by one. On the raw values, by the rule's test moved
+    /// before its chain: no transformation runs.
     fn slot_admits(&self, rule: &Rule, t: &Target) -> bool {
         let slot = t.slot;
         let raw = || self.summary(slot, t.summaries[0]);
@@ -1422,23 +1417,29 @@ impl<'r> Transaction<'r> {
     /// [`Rule::raw_admit`]: most rules of a clean request are ruled out here at once rather
     /// than variable by variable.
     fn group_admits(&self, rule: &Rule, group: u32) -> bool {
-        let members = || rule.targets.iter().filter(|t| t.summarized);
+        let members = rule.targets.iter().filter(|t| t.summarized).map(|t| t.slot);
+        let (len, bytes) = self.union(group, members);
+        Self::raw_admits(rule, len, &bytes)
+    }
+
+    /// The union of the summaries of `slots` (in target order, repeats kept), kept as
+    /// summary `group`.
+    fn union(&self, group: u32, slots: impl Iterator<Item = usize> + Clone) -> (usize, ByteSet) {
         // Versions only grow and entries are only added between two version changes, so
         // the two sums tell one state of the variables from any later one.
         let (mut version, mut entries) = (0u32, 0usize);
-        for t in members() {
-            version = version.wrapping_add(self.vars.version(t.slot));
-            entries += self.vars.get(t.slot).len();
+        for slot in slots.clone() {
+            version = version.wrapping_add(self.vars.version(slot));
+            entries += self.vars.get(slot).len();
         }
-        let (len, bytes) = self.kept(group, version, entries, || {
+        self.kept(group, version, entries, || {
             let (mut len, mut bytes) = (0, ByteSet::default());
-            for t in members().filter(|t| !self.vars.get(t.slot).is_empty()) {
-                let (l, b) = self.summary(t.slot, t.summaries[0]);
+            for slot in slots.filter(|s| !self.vars.get(*s).is_empty()) {
+                let (l, b) = self.summary(slot, self.rules.raw_summaries[slot]);
                 (len, bytes) = (len.max(l), bytes.union(b));
             }
             (len, bytes)
-        });
-        Self::raw_admits(rule, len, &bytes)
+        })
     }
 
     /// Whether `gate` rules its rule out on the union of its variables' summaries
@@ -1454,22 +1455,8 @@ impl<'r> Transaction<'r> {
         {
             return false;
         }
-        let (mut version, mut entries) = (0u32, 0usize);
-        for &slot in gate.members() {
-            version = version.wrapping_add(self.vars.version(slot as usize));
-            entries += self.vars.get(slot as usize).len();
-        }
-        let (len, bytes) = self.kept(gate.group, version, entries, || {
-            let (mut len, mut bytes) = (0, ByteSet::default());
-            for &slot in gate.members() {
-                let slot = slot as usize;
-                if !self.vars.get(slot).is_empty() {
-                    let (l, b) = self.summary(slot, self.rules.raw_summaries[slot]);
-                    (len, bytes) = (len.max(l), bytes.union(b));
-                }
-            }
-            (len, bytes)
-        });
+        let members = gate.members().iter().map(|s| *s as usize);
+        let (len, bytes) = self.union(gate.group, members);
         !admit.admits(len, &bytes)
     }
 

@@ -187,12 +187,19 @@ mod inert {
     }
 
     pub fn comments(b: &ByteSet) -> bool {
-        !b.meets(&set(b"/<-#"))
+        const MARKS: ByteSet = set(b"/<-#");
+        !b.meets(&MARKS)
     }
 
     pub fn comment_chars(b: &ByteSet) -> bool {
-        !b.meets(&set(b"/<-#*"))
+        const MARKS: ByteSet = set(b"/<-#*");
+        !b.meets(&MARKS)
     }
+}
+
+/// A decoder of escapes that start with `T`: its bound and its no-op both follow from `T`.
+fn escapes<const T: u8>(step: Step) -> (Step, Bound, Inert) {
+    (step, bound::decoder::<T>, inert::without::<T>)
 }
 
 /// The function for a transformation name (case-insensitive, as ModSecurity reads them);
@@ -203,26 +210,10 @@ pub fn lookup(name: &str) -> Option<Transform> {
         "uppercase" => (case::uppercase, bound::upper, inert::upper),
         "urldecode" => (decode::url_decode, bound::url, inert::url),
         "urldecodeuni" => (decode::url_decode_uni, bound::url, inert::url),
-        "htmlentitydecode" => (
-            decode::html_entity_decode,
-            bound::decoder::<b'&'>,
-            inert::without::<b'&'>,
-        ),
-        "jsdecode" => (
-            decode::js_decode,
-            bound::decoder::<b'\\'>,
-            inert::without::<b'\\'>,
-        ),
-        "cssdecode" => (
-            decode::css_decode,
-            bound::decoder::<b'\\'>,
-            inert::without::<b'\\'>,
-        ),
-        "escapeseqdecode" => (
-            decode::escape_seq_decode,
-            bound::decoder::<b'\\'>,
-            inert::without::<b'\\'>,
-        ),
+        "htmlentitydecode" => escapes::<b'&'>(decode::html_entity_decode),
+        "jsdecode" => escapes::<b'\\'>(decode::js_decode),
+        "cssdecode" => escapes::<b'\\'>(decode::css_decode),
+        "escapeseqdecode" => escapes::<b'\\'>(decode::escape_seq_decode),
         "base64decode" => (decode::base64_decode, bound::base64, inert::never),
         "base64decodeext" => (decode::base64_decode_ext, bound::base64, inert::never),
         "hexdecode" => (decode::hex_decode, bound::any, inert::never),
@@ -311,13 +302,14 @@ impl Transform {
 /// [`apply`] on a value holding only `bytes` (or fewer): the steps that cannot change it,
 /// judged on their input's bound, are skipped.
 pub fn apply_known<'a>(chain: &[Transform], input: &'a [u8], bytes: ByteSet) -> Cow<'a, [u8]> {
-    let (mut value, mut bytes, mut len) = (Cow::Borrowed(input), bytes, input.len());
+    let (mut value, mut bytes) = (Cow::Borrowed(input), bytes);
     for t in chain {
         if (t.inert)(&bytes) {
             continue;
         }
         value = t.then(value);
-        (bytes, len) = (t.bound)(bytes, len);
+        // A bound's bytes do not depend on the length.
+        bytes = (t.bound)(bytes, input.len()).0;
     }
     value
 }
