@@ -80,6 +80,29 @@ impl Hasher for Mix {
 
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Mix>>;
 
+/// A hasher for keys that are [`key_hash`]es already: mixing them again buys nothing.
+#[derive(Default)]
+pub struct Premixed(u64);
+
+impl Hasher for Premixed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
+}
+
+/// A keyed slot's index: [`key_hash`] of the lower-case key → index of its entry.
+pub type KeyIndex = HashMap<u64, u32, BuildHasherDefault<Premixed>>;
+
 /// The hash of a key, lower-cased on the fly, eight bytes at a time.
 pub fn key_hash(key: &str) -> u64 {
     let mut h = Mix::default();
@@ -120,7 +143,7 @@ pub struct Collections {
     versions: Vec<u32>,
     /// For the keyed collections: hash of the lower-case key → index of its first entry
     /// (a colliding key probes the next hash value).
-    index: Vec<Option<FastMap<u64, u32>>>,
+    index: Vec<Option<KeyIndex>>,
     /// Entries of recycled slots, their buffers kept for the next push.
     spare: Vec<(String, Vec<u8>)>,
 }
@@ -129,7 +152,7 @@ impl Default for Collections {
     fn default() -> Self {
         let mut index = vec![None; VARIABLES.len()];
         for name in KEYED {
-            index[slot(name)] = Some(FastMap::default());
+            index[slot(name)] = Some(KeyIndex::default());
         }
         // The CRS keeps over a hundred TX variables: room for them from the start.
         if let Some(tx) = &mut index[slot("TX")] {
@@ -330,7 +353,7 @@ impl Collections {
     }
 
     /// The key index of a slot, to hand to [`Self::restore_slot`].
-    pub fn index_of(&self, slot: usize) -> Option<&FastMap<u64, u32>> {
+    pub fn index_of(&self, slot: usize) -> Option<&KeyIndex> {
         self.index[slot].as_ref()
     }
 
@@ -340,7 +363,7 @@ impl Collections {
         &mut self,
         slot: usize,
         entries: &[(String, Vec<u8>)],
-        index: Option<&FastMap<u64, u32>>,
+        index: Option<&KeyIndex>,
     ) {
         self.clear_slot(slot);
         for (k, v) in entries {

@@ -22,8 +22,19 @@ pub enum KeySel {
 }
 
 impl KeySel {
-    #[inline]
+    #[inline(always)]
     pub fn matches(&self, key: &str) -> bool {
+        match self {
+            KeySel::Key(k, _) => key.eq_ignore_ascii_case(k),
+            _ => self.matches_pattern(key),
+        }
+    }
+
+    /// [`Self::matches`] for the selectors that are patterns, out of line: a few hundred
+    /// header names a request are compared to a key, and that comparison is worth no
+    /// registers saved for a search.
+    #[inline(never)]
+    fn matches_pattern(&self, key: &str) -> bool {
         match self {
             KeySel::Key(k, _) => key.eq_ignore_ascii_case(k),
             // Selectors over TX scan a hundred keys each time: most are told apart by their

@@ -6,7 +6,7 @@
 //! latter still run). On a CRS request that is some forty rules and sixty `setvar`s.
 
 use super::actions::{Ctl, Disruptive};
-use super::collections::{var_slot, Collections, FastMap};
+use super::collections::{var_slot, Collections, KeyIndex};
 use super::macros::{Part, Template};
 use super::rule::Rule;
 use super::ruleset::Item;
@@ -129,7 +129,7 @@ pub struct Outcome {
     removed_tags: Vec<String>,
     /// TX afterwards, and its key index.
     after: Vec<(String, Vec<u8>)>,
-    after_index: Option<FastMap<u64, u32>>,
+    after_index: Option<KeyIndex>,
     /// What they logged.
     matched: Vec<Matched>,
     /// The last set-up rule that matched (its region index), and the `MATCHED_*` variables

@@ -1011,6 +1011,7 @@ impl<'r> Transaction<'r> {
     }
 
     /// Whether target `t` of `rule` inspects the entry under `key`.
+    #[inline(always)]
     fn selects(&self, t: &Target, rule: &Rule, rule_id: u64, key: &str) -> bool {
         t.selector.as_ref().is_none_or(|s| s.matches(key)) && !self.excluded(rule, t, rule_id, key)
     }
