@@ -10,9 +10,3 @@ pub mod ipintel;
 pub mod policy;
 pub mod ratelimit;
 pub mod waf;
-
-/// mimalloc for every binary built on the crate (the gateway, its tests and benches): a
-/// request through the WAF makes a few dozen small allocations, and glibc's malloc and free
-/// cost twice what mimalloc's do.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
