@@ -89,10 +89,11 @@ impl Hasher for Premixed {
         self.0
     }
 
+    /// Anything but a `u64` is mixed as [`Mix`] would (an index only ever hashes `u64`s).
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
+        let mut mix = Mix(self.0);
+        mix.write(bytes);
+        self.0 = mix.finish();
     }
 
     fn write_u64(&mut self, x: u64) {

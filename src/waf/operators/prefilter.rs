@@ -166,15 +166,13 @@ impl Prefilter {
     /// The prefilter of a pattern as `regex` compiles it (`unicode`: whether it runs in
     /// Unicode mode); `None` when the pattern says nothing useful.
     pub fn new(pattern: &str, unicode: bool) -> Option<Prefilter> {
-        let hir = regex_syntax::ParserBuilder::new()
-            .unicode(unicode)
-            .utf8(false)
-            .dot_matches_new_line(true)
-            .build()
-            .parse(pattern)
-            .ok()?;
+        Prefilter::of_hir(&parse(pattern, unicode).ok()?)
+    }
+
+    /// [`Self::new`] for a pattern parsed already ([`parse`]).
+    pub fn of_hir(hir: &Hir) -> Option<Prefilter> {
         let mut needs = Vec::new();
-        required(&hir, &mut needs);
+        required(hir, &mut needs);
         Prefilter::keep(hir.properties().minimum_len().unwrap_or(0), needs)
     }
 
@@ -247,6 +245,18 @@ impl Prefilter {
             && (self.sets < 2 || bytes.meets(&self.needs[1]))
             && (self.sets < 3 || bytes.meets(&self.needs[2]))
     }
+}
+
+/// A pattern parsed as `@rx` compiles it: bytes, not UTF-8, unless `unicode`; `.` matches
+/// newlines, as in ModSecurity.
+pub fn parse(pattern: &str, unicode: bool) -> Result<Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(unicode)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .build()
+        .parse(pattern)
+        .map_err(|e| e.to_string())
 }
 
 /// The bytes a class matches (a Unicode class's non-ASCII part as every non-ASCII byte).

@@ -2,9 +2,10 @@
 //! at the end); a pattern it cannot compile (lookaround, backreferences) falls back to
 //! `fancy-regex` with a bounded backtracking budget.
 
-use super::prefilter::{ByteSet, Prefilter};
+use super::prefilter::{self, ByteSet, Prefilter};
 use regex_automata::meta::{self, Regex};
-use regex_automata::util::syntax;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::Hir;
 
 /// `TX:0`..`TX:9` of the last match.
 #[derive(Debug, Default, Clone)]
@@ -30,11 +31,13 @@ impl Rx {
         // `.` any byte, `(?i)` and `\w` ASCII. A pattern that needs Unicode mode gets it.
         let fast = |p: &str| {
             let bytes = short_hex_escapes(p);
-            let build = |unicode: bool| {
+            let in_mode = |unicode: bool| {
                 let p = if unicode { p } else { &bytes };
-                compile(p, unicode).map(|r| Rx::Fast(r, Prefilter::new(p, unicode)))
+                // Parsed once for the regex, its literal search and its byte-set test.
+                let hir = prefilter::parse(p, unicode)?;
+                build(&hir).map(|r| Rx::Fast(r, Prefilter::of_hir(&hir)))
             };
-            build(false).or_else(|_| build(true))
+            in_mode(false).or_else(|_| in_mode(true))
         };
         let fast_err = match fast(pattern) {
             Ok(r) => return Ok(r),
@@ -132,25 +135,18 @@ impl Rx {
     }
 }
 
-/// A pattern as `regex::bytes` builds it (leftmost-first, no empty matches kept off UTF-8
-/// boundaries), with ModSecurity's `.` that matches newlines.
-fn compile(p: &str, unicode: bool) -> Result<Regex, String> {
-    let prefilter = worth_a_prefilter(p, unicode);
+/// A parsed pattern as `regex::bytes` builds it (leftmost-first, no empty matches kept off
+/// UTF-8 boundaries).
+fn build(hir: &Hir) -> Result<Regex, String> {
     meta::Builder::new()
-        .syntax(
-            syntax::Config::new()
-                .unicode(unicode)
-                .utf8(false)
-                .dot_matches_new_line(true),
-        )
         .configure(
             Regex::config()
                 .utf8_empty(false)
-                .auto_prefilter(prefilter)
+                .auto_prefilter(worth_a_prefilter(hir))
                 .nfa_size_limit(Some(256 << 20))
                 .hybrid_cache_capacity(64 << 20),
         )
-        .build(p)
+        .build_from_hir(hir)
         .map_err(|e| e.to_string())
 }
 
@@ -160,18 +156,8 @@ fn compile(p: &str, unicode: bool) -> Result<Regex, String> {
 /// run over the whole value (930100 on a clean GET's headers: 9.8 k instructions with the
 /// search, 6.1 k without), and a value without any such byte never gets here: the rule's
 /// [`Prefilter`] rules it out first.
-fn worth_a_prefilter(p: &str, unicode: bool) -> bool {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let Ok(hir) = regex_syntax::ParserBuilder::new()
-        .unicode(unicode)
-        .utf8(false)
-        .dot_matches_new_line(true)
-        .build()
-        .parse(p)
-    else {
-        return true;
-    };
-    let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+fn worth_a_prefilter(hir: &Hir) -> bool {
+    let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
     prefixes.min_literal_len().is_none_or(|n| n > 1)
 }
 
@@ -287,7 +273,7 @@ mod tests {
         for p in ["^.*$", "^.*", ".*$", ".*"] {
             let short = Rx::new(p).unwrap();
             assert!(matches!(short, Rx::Everything));
-            let full = compile(p, false).unwrap();
+            let full = build(&prefilter::parse(p, false).unwrap()).unwrap();
             for v in values {
                 let (mut a, mut b) = (Captures::default(), Captures::default());
                 assert!(short.matches(v, Some(&mut a)));
@@ -300,15 +286,13 @@ mod tests {
 
     #[test]
     fn a_literal_search_only_for_literals_longer_than_a_byte() {
-        assert!(!worth_a_prefilter(r"[/\x5c]\w+", false));
-        assert!(!worth_a_prefilter(r"[<>]\w+|%3c", false));
-        assert!(worth_a_prefilter(
-            r"java\.lang\.(?:runtime|processbuilder)",
-            false
-        ));
+        let worth_a_prefilter = |p: &str| worth_a_prefilter(&prefilter::parse(p, false).unwrap());
+        assert!(!worth_a_prefilter(r"[/\x5c]\w+"));
+        assert!(!worth_a_prefilter(r"[<>]\w+|%3c"));
+        assert!(worth_a_prefilter(r"java\.lang\.(?:runtime|processbuilder)"));
         // Too many first bytes to search for: the regex decides alone.
-        assert!(worth_a_prefilter(r"\w+=", false));
-        assert!(!worth_a_prefilter(r"\d+", false));
+        assert!(worth_a_prefilter(r"\w+="));
+        assert!(!worth_a_prefilter(r"\d+"));
         // Either way the verdict is the regex's.
         for p in [r"(?:^|[/;\x5c])\.{2,3}[/;\x5c]", r"java\.lang"] {
             let r = Rx::new(p).unwrap();
