@@ -30,8 +30,8 @@ pub struct SetVar {
     /// The collection's variable slot, resolved at load.
     pub slot: Option<usize>,
     pub key: Template,
-    /// A literal key's [`key_hash`](super::collections::key_hash).
-    pub key_hash: Option<u64>,
+    /// A literal key's hash and number.
+    pub known: Option<super::collections::KnownKey>,
     pub op: SetVarOp,
     pub value: Template,
 }
@@ -152,7 +152,7 @@ fn setvar(value: &str) -> Result<SetVar, String> {
     Ok(SetVar {
         slot: super::macros::slot_of(collection),
         collection: collection.to_ascii_uppercase(),
-        key_hash: key.literal().map(super::collections::key_hash),
+        known: key.literal().map(super::collections::KnownKey::of),
         key,
         op,
         value: Template::parse(val),

@@ -6,8 +6,11 @@
 //! reading `tx.x` does not scan them.
 
 use super::seclang::names::VARIABLES;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 /// The slot of a variable name; a map built once, since filling a transaction looks up
 /// dozens of names per request.
@@ -122,6 +125,36 @@ pub fn key_hash(key: &str) -> u64 {
     h.finish()
 }
 
+/// A key named in the rules (`TX:blocking_paranoia_level`, `%{tx.critical_anomaly_score}`,
+/// `setvar:tx.rce_score=...`): its [`key_hash`] and a number given to it when the rules are
+/// compiled, the same for every rule (and rule set) naming it. A transaction remembers
+/// where it found each numbered key in TX, so the hundred-odd reads of a few keys a CRS
+/// request makes cost one look at an array after the first instead of a hash lookup each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownKey {
+    pub hash: u64,
+    pub id: u32,
+}
+
+/// Every key numbered so far, by lower-case text: a table of the process, filled at load.
+static KNOWN: LazyLock<Mutex<FastMap<String, u32>>> = LazyLock::new(Default::default);
+/// How many keys are numbered (the size a transaction's table of positions needs).
+static KNOWN_COUNT: AtomicU32 = AtomicU32::new(0);
+
+impl KnownKey {
+    /// The number of a (lower-case) key, given the first time it is asked for.
+    pub fn of(key: &str) -> KnownKey {
+        let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+        let n = known.len() as u32;
+        let id = *known.entry(key.to_string()).or_insert(n);
+        KNOWN_COUNT.store(known.len() as u32, Ordering::Release);
+        KnownKey {
+            hash: key_hash(key),
+            id,
+        }
+    }
+}
+
 /// Eight bytes ASCII-lower-cased at once (byte by byte when one is not ASCII).
 fn lower_word(w: u64) -> u64 {
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -147,6 +180,38 @@ pub struct Collections {
     index: Vec<Option<KeyIndex>>,
     /// Entries of recycled slots, their buffers kept for the next push.
     spare: Vec<(String, Vec<u8>)>,
+    /// Per [`KnownKey`] number, 1 + the index of its TX entry, or 0 when not looked up yet
+    /// (or not there). An entry keeps its index until TX is emptied, restored or loses an
+    /// entry, which empty this table.
+    known: Vec<Cell<u32>>,
+    kept: KeptTx,
+}
+
+/// TX as a set-up outcome left it, kept by a reset for the next transaction that restores
+/// the same outcome: it then copies back only the entries rewritten since, not all of them
+/// (a CRS outcome is some 150 entries; a request rewrites a handful).
+#[derive(Debug, Clone, Default)]
+struct KeptTx {
+    /// The outcome's number (0: none) and how many entries it restored.
+    from: u64,
+    len: usize,
+    /// Entries below `len` rewritten since the restore (repeats possible); `None` once TX
+    /// was emptied or lost an entry.
+    rewritten: Option<Vec<u32>>,
+    /// Whether this transaction restored `from`.
+    live: bool,
+    /// TX at the end of the last transaction that restored `from`, cut to `len`.
+    entries: Vec<(String, Vec<u8>)>,
+}
+
+impl KeptTx {
+    fn note(&mut self, i: usize) {
+        if let Some(r) = &mut self.rewritten {
+            if i < self.len {
+                r.push(i as u32);
+            }
+        }
+    }
 }
 
 impl Default for Collections {
@@ -166,6 +231,8 @@ impl Default for Collections {
             versions: vec![0; VARIABLES.len()],
             index,
             spare: Vec::new(),
+            known: Vec::new(),
+            kept: KeptTx::default(),
         }
     }
 }
@@ -179,9 +246,29 @@ impl Collections {
             versions: Vec::new(),
             index: Vec::new(),
             spare: Vec::new(),
+            known: Vec::new(),
+            kept: KeptTx::default(),
+        }
+    }
+
+    /// Room in the table of known positions for every key numbered so far (a rule set
+    /// loaded since the last transaction may have numbered more).
+    pub fn know_all_keys(&mut self) {
+        let n = KNOWN_COUNT.load(Ordering::Acquire) as usize;
+        if self.known.len() < n {
+            self.known.resize(n, Cell::new(0));
+        }
+    }
+
+    /// Forgets every known position (TX's entries moved or went).
+    fn forget_known(&mut self, slot: usize) {
+        if slot == TX {
+            self.known.iter().for_each(|c| c.set(0));
         }
     }
 }
+
+const TX: usize = slot_of("TX");
 
 enum Located {
     At(usize),
@@ -229,6 +316,25 @@ impl Collections {
         }
     }
 
+    /// [`Self::find_hashed`] for a key named in the rules: in TX, where it was found before
+    /// is remembered.
+    #[inline]
+    pub fn find_known(&self, slot: usize, key: &str, known: KnownKey) -> Found {
+        if slot == TX {
+            if let Some(at) = self.known.get(known.id as usize) {
+                if at.get() != 0 {
+                    return Found::At(Some(at.get() as usize - 1));
+                }
+                let found = self.find_hashed(slot, key, known.hash);
+                if let Found::At(Some(i)) = found {
+                    at.set(i as u32 + 1);
+                }
+                return found;
+            }
+        }
+        self.find_hashed(slot, key, known.hash)
+    }
+
     /// Where `key` is in an indexed slot, or the hash it would be indexed under.
     fn locate(&self, slot: usize, key: &str, hash: u64) -> Located {
         let Some(ix) = &self.index[slot] else {
@@ -273,6 +379,10 @@ impl Collections {
     }
 
     fn reindex(&mut self, slot: usize) {
+        self.forget_known(slot);
+        if slot == TX {
+            self.kept.rewritten = None;
+        }
         let Some(ix) = &mut self.index[slot] else {
             return;
         };
@@ -291,6 +401,10 @@ impl Collections {
     /// and refilled for most rules).
     pub fn clear_slot(&mut self, slot: usize) {
         self.changed(slot);
+        self.forget_known(slot);
+        if slot == TX {
+            self.kept.rewritten = None;
+        }
         self.spare.append(&mut self.slots[slot]);
         if let Some(ix) = &mut self.index[slot] {
             ix.clear();
@@ -305,6 +419,8 @@ impl Collections {
         const KEEP_ENTRIES: usize = 1 << 11;
         const KEEP_TOTAL: usize = 1 << 18;
         let mut big = false;
+        self.forget_known(TX);
+        self.keep_tx(KEEP_BYTES);
         for slot in 0..self.slots.len() {
             if self.slots[slot].is_empty() {
                 continue;
@@ -334,6 +450,68 @@ impl Collections {
             })
             .count();
         self.spare.truncate(keep);
+    }
+
+    /// Keeps TX aside when this transaction restored it from an outcome and it still holds
+    /// all of it (a request's additions go to the spares), unless one of its buffers is
+    /// bigger than `keep_bytes`.
+    fn keep_tx(&mut self, keep_bytes: usize) {
+        let k = &mut self.kept;
+        let tx = &mut self.slots[TX];
+        self.spare.append(&mut k.entries);
+        if k.live && k.rewritten.is_some() && tx.len() >= k.len {
+            self.spare.extend(tx.drain(k.len..));
+            let small = tx
+                .iter()
+                .all(|(key, v)| key.capacity() <= keep_bytes && v.capacity() <= keep_bytes);
+            if small {
+                k.entries = std::mem::take(tx);
+                self.versions[TX] = self.versions[TX].wrapping_add(1);
+                if let Some(ix) = &mut self.index[TX] {
+                    ix.clear();
+                }
+            }
+        }
+        if k.entries.is_empty() {
+            k.from = 0;
+        }
+        k.live = false;
+    }
+
+    /// [`Self::restore_slot`] for TX from set-up outcome number `from` (numbers start at 1):
+    /// when the last transaction on these buffers restored the same outcome, its TX is taken
+    /// back and only the entries it rewrote are copied again.
+    pub fn restore_tx(&mut self, from: u64, entries: &[(String, Vec<u8>)], index: &KeyIndex) {
+        let k = &mut self.kept;
+        let reuse = k.from == from && k.len == entries.len() && k.entries.len() == k.len;
+        let rewritten = k.rewritten.take();
+        let kept = std::mem::take(&mut k.entries);
+        self.clear_slot(TX);
+        match rewritten {
+            Some(mut rewritten) if reuse => {
+                self.slots[TX] = kept;
+                for &i in &rewritten {
+                    let i = i as usize;
+                    self.slots[TX][i].1.clone_from(&entries[i].1);
+                }
+                rewritten.clear();
+                self.kept.rewritten = Some(rewritten);
+            }
+            _ => {
+                self.spare.extend(kept);
+                for (key, v) in entries {
+                    let e = self.entry(key, v);
+                    self.slots[TX].push(e);
+                }
+                self.kept.rewritten = Some(Vec::new());
+            }
+        }
+        if let Some(ix) = &mut self.index[TX] {
+            ix.clone_from(index);
+        }
+        self.kept.from = from;
+        self.kept.len = entries.len();
+        self.kept.live = true;
     }
 
     /// An entry holding copies of `key` and `value`, in a recycled entry's buffers if any.
@@ -385,6 +563,9 @@ impl Collections {
             [(k, v)] if k == name => {
                 v.clear();
                 v.extend_from_slice(value);
+                if slot == TX {
+                    self.kept.note(0);
+                }
             }
             _ => {
                 self.clear_slot(slot);
@@ -413,14 +594,26 @@ impl Collections {
         }
     }
 
+    /// [`Self::value_hashed`] for a key named in the rules.
+    pub fn value_known(&self, slot: usize, key: Option<(&str, KnownKey)>) -> Option<&[u8]> {
+        match key {
+            Some((k, known)) if slot == TX => match self.find_known(slot, k, known) {
+                Found::At(i) => i.map(|i| self.slots[slot][i].1.as_slice()),
+                Found::Scan => self.value_hashed(slot, Some((k, known.hash))),
+            },
+            _ => self.value_hashed(slot, key.map(|(k, known)| (k, known.hash))),
+        }
+    }
+
     /// Sets `key` in a keyed collection (TX and the like), replacing an existing value.
     pub fn put(&mut self, slot: usize, key: &str, value: &[u8]) {
         self.put_bytes(slot, key, key_hash(key), value);
     }
 
     /// [`Self::put`] with the key's [`key_hash`] known: an existing entry's buffer is
-    /// rewritten, a new key (stored lower-case) takes a recycled entry.
-    pub fn put_bytes(&mut self, slot: usize, key: &str, hash: u64, value: &[u8]) {
+    /// rewritten, a new key (stored lower-case) takes a recycled entry. Returns the entry's
+    /// index.
+    pub fn put_bytes(&mut self, slot: usize, key: &str, hash: u64, value: &[u8]) -> usize {
         let at = match self.locate(slot, key, hash) {
             Located::At(i) => Some(i),
             Located::Free(h) => {
@@ -431,7 +624,7 @@ impl Collections {
                 if let Some(ix) = &mut self.index[slot] {
                     ix.insert(h, entries.len() as u32 - 1);
                 }
-                return;
+                return entries.len() - 1;
             }
             Located::Unindexed => self.slots[slot]
                 .iter()
@@ -439,17 +632,43 @@ impl Collections {
         };
         match at {
             Some(i) => {
-                self.changed(slot);
-                let old = &mut self.slots[slot][i].1;
-                old.clear();
-                old.extend_from_slice(value);
+                self.rewrite(slot, i, value);
+                i
             }
             None => {
                 let mut e = self.entry(key, value);
                 e.0.make_ascii_lowercase();
                 self.slots[slot].push(e);
+                self.slots[slot].len() - 1
             }
         }
+    }
+
+    /// [`Self::put_bytes`] for a key named in the rules.
+    pub fn put_known(&mut self, slot: usize, key: &str, known: KnownKey, value: &[u8]) {
+        let at = match self.known.get(known.id as usize) {
+            Some(at) if slot == TX => at.get(),
+            _ => {
+                self.put_bytes(slot, key, known.hash, value);
+                return;
+            }
+        };
+        if at != 0 {
+            return self.rewrite(slot, at as usize - 1, value);
+        }
+        let i = self.put_bytes(slot, key, known.hash, value);
+        self.known[known.id as usize].set(i as u32 + 1);
+    }
+
+    /// Entry `i`'s value becomes `value`, in its own buffer.
+    fn rewrite(&mut self, slot: usize, i: usize, value: &[u8]) {
+        self.changed(slot);
+        if slot == TX {
+            self.kept.note(i);
+        }
+        let old = &mut self.slots[slot][i].1;
+        old.clear();
+        old.extend_from_slice(value);
     }
 
     pub fn remove(&mut self, slot: usize, key: &str) {
@@ -477,6 +696,92 @@ mod tests {
         assert_eq!(c.value(tx, Some("OTHER")), Some(&b"2"[..]));
         c.clear_slot(tx);
         assert_eq!(c.value(tx, Some("other")), None);
+    }
+
+    #[test]
+    fn known_keys_are_found_where_their_entries_are_after_others_move_or_go() {
+        let mut c = Collections::default();
+        let tx = slot("TX");
+        let (a, b) = (KnownKey::of("known_a"), KnownKey::of("known_b"));
+        c.know_all_keys();
+        fn value<'c>(c: &'c Collections, k: &str, known: KnownKey) -> Option<&'c [u8]> {
+            c.value_known(slot("TX"), Some((k, known)))
+        }
+        c.put_known(tx, "known_a", a, b"1");
+        c.put(tx, "other", b"x");
+        c.put_known(tx, "known_b", b, b"2");
+        assert_eq!(value(&c, "known_b", b), Some(&b"2"[..]));
+        // known_b moves down one entry.
+        c.remove(tx, "known_a");
+        assert_eq!(value(&c, "known_b", b), Some(&b"2"[..]));
+        assert_eq!(value(&c, "known_a", a), None);
+        // Set by its text (a macro-built key), found by its number; and rewritten by it.
+        c.put(tx, "KNOWN_A", b"3");
+        assert_eq!(value(&c, "known_a", a), Some(&b"3"[..]));
+        c.put_known(tx, "known_a", a, b"4");
+        assert_eq!(c.value(tx, Some("known_a")), Some(&b"4"[..]));
+        assert_eq!(c.get(tx).len(), 3);
+        // Restored in another order, and emptied for the next transaction.
+        let mut entries = c.get(tx).to_vec();
+        entries.reverse();
+        c.restore_slot(tx, &entries, None);
+        assert_eq!(value(&c, "known_b", b), Some(&b"2"[..]));
+        assert_eq!(value(&c, "known_a", a), Some(&b"4"[..]));
+        c.reset();
+        assert_eq!(value(&c, "known_a", a), None);
+        c.put(tx, "other", b"y");
+        c.put(tx, "known_b", b"5");
+        assert_eq!(value(&c, "known_b", b), Some(&b"5"[..]));
+    }
+
+    #[test]
+    fn a_kept_tx_restores_to_the_outcome_whatever_the_last_transaction_did() {
+        let tx = slot("TX");
+        let mut from = Collections::default();
+        for i in 0..20 {
+            from.put(tx, &format!("k{i}"), format!("v{i}").as_bytes());
+        }
+        let (outcome, index) = (from.get(tx).to_vec(), from.index_of(tx).unwrap().clone());
+        let mut c = Collections::default();
+        let same = |c: &Collections| {
+            assert_eq!(c.get(tx), outcome.as_slice());
+            for (k, v) in &outcome {
+                assert_eq!(c.value(tx, Some(k)), Some(v.as_slice()), "{k}");
+            }
+        };
+        // A transaction that rewrites, adds and reads, then one that restores again.
+        c.put(tx, "k3", b"start");
+        c.restore_tx(7, &outcome, &index);
+        same(&c);
+        c.put(tx, "k3", b"changed");
+        c.put(tx, "K19", b"changed too");
+        c.put(tx, "new", b"added");
+        c.reset();
+        assert!(c.get(tx).is_empty());
+        assert_eq!(c.value(tx, Some("k3")), None);
+        c.restore_tx(7, &outcome, &index);
+        same(&c);
+        assert_eq!(c.value(tx, Some("new")), None);
+        // One that builds TX itself in between, and one that loses an entry.
+        c.reset();
+        c.put(tx, "k1", b"own");
+        c.put(tx, "k2", b"own");
+        c.reset();
+        c.restore_tx(7, &outcome, &index);
+        same(&c);
+        c.remove(tx, "k5");
+        c.reset();
+        c.restore_tx(7, &outcome, &index);
+        same(&c);
+        // Another outcome with the same number of entries.
+        let other: Vec<_> = outcome
+            .iter()
+            .map(|(k, _)| (k.clone(), b"x".to_vec()))
+            .collect();
+        c.put(tx, "k0", b"y");
+        c.reset();
+        c.restore_tx(8, &other, &index);
+        assert_eq!(c.get(tx), other.as_slice());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `%{collection.key}` macros in action and operator arguments, split once at load.
 
-use super::collections::key_hash;
+use super::collections::KnownKey;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
@@ -9,8 +9,8 @@ pub enum Part {
     Var {
         collection: String,
         key: Option<String>,
-        /// The key's [`key_hash`] (0 without a key).
-        hash: u64,
+        /// The key's hash and number.
+        known: Option<KnownKey>,
         /// The collection's variable slot, resolved once here.
         slot: Option<usize>,
     },
@@ -47,7 +47,7 @@ impl Template {
             };
             parts.push(Part::Var {
                 collection: collection.to_ascii_uppercase(),
-                hash: key.as_deref().map_or(0, key_hash),
+                known: key.as_deref().map(KnownKey::of),
                 key,
                 slot: slot_of(collection),
             });
@@ -86,7 +86,7 @@ mod tests {
                 Part::Var {
                     collection: "TX".into(),
                     key: Some("critical_anomaly_score".into()),
-                    hash: key_hash("critical_anomaly_score"),
+                    known: Some(KnownKey::of("critical_anomaly_score")),
                     slot: slot_of("TX"),
                 }
             ]
@@ -97,7 +97,7 @@ mod tests {
             Part::Var {
                 collection: "MATCHED_VAR".into(),
                 key: None,
-                hash: 0,
+                known: None,
                 slot: slot_of("MATCHED_VAR"),
             }
         );

@@ -2,7 +2,7 @@
 //! compiled, transformation chain resolved, actions typed; a chain is a linked list.
 
 use super::actions::{Actions, Disruptive};
-use super::collections::key_hash;
+use super::collections::KnownKey;
 use super::macros::{Part, Template};
 use super::operators::{self, Operator};
 use super::seclang::{names, OperatorSpec, Selector, VarSpec};
@@ -12,8 +12,8 @@ use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub enum KeySel {
-    /// Lower-case key, compared case-insensitively, and its [`key_hash`].
-    Key(String, u64),
+    /// Lower-case key, compared case-insensitively, and its number.
+    Key(String, KnownKey),
     /// A `/regex/` that is only a literal (`/__utm/`, `/^header_name_/`): lower-case, found
     /// case-insensitively without a regex search, run for every key of every rule using it.
     Contains(String),
@@ -132,8 +132,8 @@ impl Target {
             None => None,
             Some(Selector::Key(k)) => {
                 let k = k.to_ascii_lowercase();
-                let hash = key_hash(&k);
-                Some(KeySel::Key(k, hash))
+                let known = KnownKey::of(&k);
+                Some(KeySel::Key(k, known))
             }
             Some(Selector::Regex(r)) => Some(match KeySel::literal(r) {
                 Some(lit) => lit,

@@ -11,6 +11,7 @@ use super::macros::{Part, Template};
 use super::rule::Rule;
 use super::ruleset::Item;
 use super::transaction::Matched;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const TX: usize = var_slot!("TX");
@@ -124,6 +125,9 @@ type Entries = Vec<(String, Vec<u8>)>;
 
 /// What the set-up rules started from and what they left.
 pub struct Outcome {
+    /// A number no other outcome of the process has (from 1), by which a transaction's
+    /// buffers know the TX they kept is this outcome's.
+    id: u64,
     tx: Vec<(String, Vec<u8>)>,
     removed_ids: Vec<(u64, u64)>,
     removed_tags: Vec<String>,
@@ -140,7 +144,9 @@ pub struct Outcome {
 impl Outcome {
     /// The start: TX as the caller set it, and the rules it removed.
     pub fn start(vars: &Collections, removed_ids: &[(u64, u64)], removed_tags: &[String]) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         Outcome {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             tx: vars.get(TX).to_vec(),
             removed_ids: removed_ids.to_vec(),
             removed_tags: removed_tags.to_vec(),
@@ -186,7 +192,10 @@ impl Outcome {
 
     /// Puts TX and the log as the set-up rules leave them.
     pub fn apply(&self, vars: &mut Collections, matched: &mut Vec<Matched>) {
-        vars.restore_slot(TX, &self.after, self.after_index.as_ref());
+        match &self.after_index {
+            Some(index) => vars.restore_tx(self.id, &self.after, index),
+            None => vars.restore_slot(TX, &self.after, None),
+        }
         matched.extend(self.matched.iter().cloned());
     }
 
