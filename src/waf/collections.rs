@@ -54,6 +54,11 @@ pub const fn slot_of(name: &str) -> usize {
 /// The collections keyed by name that `setvar` writes.
 const KEYED: [&str; 6] = ["TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE"];
 
+/// The collections filled from the request whose keys rules name one by one
+/// (`REQUEST_HEADERS:Content-Type`, some fifty times in a CRS request): indexed as well, as
+/// long as no key repeats (a header sent twice); a slot with a repeated key is scanned.
+const NAMED: [&str; 2] = ["REQUEST_HEADERS", "RESPONSE_HEADERS"];
+
 /// A small fast hasher for the transaction's own tables (splitmix64's finalizer over 8-byte
 /// words): SipHash costs more than the lookups it serves. Keys come from the rules and the
 /// request, but a table lives for one transaction and holds few entries.
@@ -178,6 +183,9 @@ pub struct Collections {
     /// For the keyed collections: hash of the lower-case key → index of its first entry
     /// (a colliding key probes the next hash value).
     index: Vec<Option<KeyIndex>>,
+    /// Per slot, whether a key is there twice (only [`NAMED`] slots may have one): the
+    /// index then says where one entry is, not all.
+    repeats: Vec<bool>,
     /// Entries of recycled slots, their buffers kept for the next push.
     spare: Vec<(String, Vec<u8>)>,
     /// Per [`KnownKey`] number, 1 + the index of its TX entry, or 0 when not looked up yet
@@ -217,7 +225,7 @@ impl KeptTx {
 impl Default for Collections {
     fn default() -> Self {
         let mut index = vec![None; VARIABLES.len()];
-        for name in KEYED {
+        for name in KEYED.iter().chain(&NAMED) {
             index[slot(name)] = Some(KeyIndex::default());
         }
         // The CRS keeps over a hundred TX variables: room for them from the start.
@@ -230,6 +238,7 @@ impl Default for Collections {
             slots,
             versions: vec![0; VARIABLES.len()],
             index,
+            repeats: vec![false; VARIABLES.len()],
             spare: Vec::new(),
             known: Vec::new(),
             kept: KeptTx::default(),
@@ -245,6 +254,7 @@ impl Collections {
             slots: Vec::new(),
             versions: Vec::new(),
             index: Vec::new(),
+            repeats: Vec::new(),
             spare: Vec::new(),
             known: Vec::new(),
             kept: KeptTx::default(),
@@ -297,11 +307,6 @@ impl Collections {
         self.versions[slot] = self.versions[slot].wrapping_add(1);
     }
 
-    /// Whether the slot keeps a key index (its keys are then unique).
-    pub fn indexed(&self, slot: usize) -> bool {
-        self.index[slot].is_some()
-    }
-
     /// The entry for `key` (case-insensitive) in an indexed slot.
     pub fn find(&self, slot: usize, key: &str) -> Found {
         self.find_hashed(slot, key, key_hash(key))
@@ -340,6 +345,9 @@ impl Collections {
         let Some(ix) = &self.index[slot] else {
             return Located::Unindexed;
         };
+        if self.repeats[slot] {
+            return Located::Unindexed;
+        }
         let entries = &self.slots[slot];
         let mut h = hash;
         loop {
@@ -372,7 +380,10 @@ impl Collections {
                     ix.insert(h, i as u32);
                     return;
                 }
-                Some(&j) if entries[j as usize].0.eq_ignore_ascii_case(key) => return,
+                Some(&j) if entries[j as usize].0.eq_ignore_ascii_case(key) => {
+                    self.repeats[slot] = true;
+                    return;
+                }
                 Some(_) => h = h.wrapping_add(1),
             }
         }
@@ -387,6 +398,7 @@ impl Collections {
             return;
         };
         ix.clear();
+        self.repeats[slot] = false;
         for i in 0..self.slots[slot].len() {
             self.index_entry(slot, i);
         }
@@ -409,6 +421,7 @@ impl Collections {
         if let Some(ix) = &mut self.index[slot] {
             ix.clear();
         }
+        self.repeats[slot] = false;
     }
 
     /// Empties every slot for the next transaction, keeping the buffers (a CRS request
@@ -433,6 +446,7 @@ impl Collections {
             if let Some(ix) = &mut self.index[slot] {
                 ix.clear();
             }
+            self.repeats[slot] = false;
         }
         if big {
             self.spare

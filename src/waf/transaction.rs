@@ -1071,16 +1071,14 @@ impl<'r> Transaction<'r> {
             let entries = self.vars.get(t.slot);
             if t.count {
                 // `&TX:name`, the CRS's "is it set yet" test: one index lookup, not a scan.
-                let n = match &t.selector {
-                    Some(KeySel::Key(k, h)) if self.vars.indexed(t.slot) => {
-                        match self.vars.find_known(t.slot, k, *h) {
-                            Found::At(Some(i)) => {
-                                !self.excluded(rule, t, chain_id, &entries[i].0) as usize
-                            }
-                            _ => 0,
-                        }
-                    }
-                    _ => entries
+                let found = match &t.selector {
+                    Some(KeySel::Key(k, h)) => self.vars.find_known(t.slot, k, *h),
+                    _ => Found::Scan,
+                };
+                let n = match found {
+                    Found::At(Some(i)) => !self.excluded(rule, t, chain_id, &entries[i].0) as usize,
+                    Found::At(None) => 0,
+                    Found::Scan => entries
                         .iter()
                         .filter(|(k, _)| self.selects(t, rule, chain_id, k))
                         .count(),
@@ -1539,15 +1537,7 @@ impl<'r> Transaction<'r> {
     /// link's per-match actions.
     fn record(&mut self, rule: &'r Rule, hits: &Hits, k: usize, caps: Captures) {
         if rule.actions.capture {
-            const GROUP: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-            static KNOWN: LazyLock<[KnownKey; 10]> = LazyLock::new(|| GROUP.map(KnownKey::of));
-            for (i, g) in caps.groups.into_iter().enumerate() {
-                let s = self.tx_slot;
-                match GROUP.get(i) {
-                    Some(k) => self.vars.put_known(s, k, KNOWN[i], &g),
-                    None => self.vars.put(s, &i.to_string(), &g),
-                }
-            }
+            self.capture(caps);
         }
         if rule.acts_on_matched_var || rule.in_turn {
             // This link's own setvars read the two, or its hits are not kept where
@@ -1564,14 +1554,28 @@ impl<'r> Transaction<'r> {
         }
         // As ModSecurity v2 does: setvar and ctl run for every value that matches, with that
         // value's captures (920450 records each restricted header so).
-        self.link_actions(rule);
+        if !rule.actions.setvars.is_empty() || !rule.actions.ctls.is_empty() {
+            self.link_actions(rule);
+        }
     }
 
-    fn link_actions(&mut self, r: &'r Rule) {
-        // Most matching links (the paranoia-level skips) have neither: no buffers to move.
-        if r.actions.setvars.is_empty() && r.actions.ctls.is_empty() {
-            return;
+    /// `TX:0`..`TX:9` (and on) as a match captured them.
+    #[inline(never)]
+    fn capture(&mut self, caps: Captures) {
+        const GROUP: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+        static KNOWN: LazyLock<[KnownKey; 10]> = LazyLock::new(|| GROUP.map(KnownKey::of));
+        for (i, g) in caps.groups.into_iter().enumerate() {
+            let s = self.tx_slot;
+            match GROUP.get(i) {
+                Some(k) => self.vars.put_known(s, k, KNOWN[i], &g),
+                None => self.vars.put(s, &i.to_string(), &g),
+            }
         }
+    }
+
+    /// A link's `setvar`s and `ctl`s, for one match.
+    #[inline(never)]
+    fn link_actions(&mut self, r: &'r Rule) {
         // Keys and values expand into two buffers kept from one setvar to the next.
         let [mut key_buf, mut val_buf] = std::mem::take(&mut self.setvar_bufs);
         for sv in &r.actions.setvars {
@@ -1758,6 +1762,36 @@ mod tests {
         tx.process_request_headers(&get(uri));
         tx.process_request_body(b"");
         tx.matched_ids()
+    }
+
+    #[test]
+    fn a_header_named_by_a_rule_is_found_in_any_case_and_every_time_it_is_sent() {
+        let rules = rules(
+            r#"
+SecRule &REQUEST_HEADERS:X-Test "@eq 2" "id:1,phase:1,pass,log"
+SecRule REQUEST_HEADERS:x-test "@rx ^second$" "id:2,phase:1,pass,log"
+SecRule REQUEST_HEADERS:X-TEST "@rx ^first$" "id:3,phase:1,pass,log"
+SecRule &REQUEST_HEADERS:X-Other "@eq 1" "id:4,phase:1,pass,log"
+SecRule REQUEST_HEADERS:x-other "@rx ^only$" "id:5,phase:1,pass,log"
+SecRule &REQUEST_HEADERS:X-Absent "@eq 0" "id:6,phase:1,pass,log"
+"#,
+        );
+        let seen = |headers: &[(&str, &[u8])]| {
+            let mut tx = Transaction::new(&rules);
+            let mut req = get("/");
+            req.headers
+                .extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())));
+            tx.process_request_headers(&req);
+            tx.matched_ids()
+        };
+        let twice = seen(&[
+            ("X-Test", b"first"),
+            ("x-other", b"only"),
+            ("x-TEST", b"second"),
+        ]);
+        assert_eq!(twice, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(seen(&[("X-Test", b"second")]), [2, 6]);
+        assert_eq!(seen(&[("X-OTHER", b"only")]), [4, 5, 6]);
     }
 
     #[test]
