@@ -137,6 +137,7 @@ struct Scratch {
     hits: Hits,
     matched_vars: Hits,
     last_hits: Hits,
+    setvar_bufs: [String; 2],
 }
 
 impl Scratch {
@@ -149,6 +150,7 @@ impl Scratch {
             hits: Hits::default(),
             matched_vars: Hits::default(),
             last_hits: Hits::default(),
+            setvar_bufs: Default::default(),
         }
     }
 
@@ -166,6 +168,11 @@ impl Scratch {
                 *hits = Hits::default();
             }
             hits.clear();
+        }
+        for buf in &mut self.setvar_bufs {
+            if buf.capacity() > KEEP_BYTES {
+                *buf = String::new();
+            }
         }
     }
 }
@@ -209,6 +216,7 @@ impl Drop for Transaction<'_> {
             hits: std::mem::take(self.hits.get_mut()),
             matched_vars: std::mem::take(&mut self.matched_vars),
             last_hits: std::mem::take(&mut self.last_hits),
+            setvar_bufs: std::mem::take(&mut self.setvar_bufs),
         };
         self.rules.spares.give(scratch);
     }
@@ -532,7 +540,7 @@ impl<'r> Transaction<'r> {
             matched_vars_synced: true,
             pending: Pending::None,
             last_hits: scratch.last_hits,
-            setvar_bufs: Default::default(),
+            setvar_bufs: scratch.setvar_bufs,
         }
     }
 
@@ -1390,7 +1398,8 @@ impl<'r> Transaction<'r> {
         if rule.multi_match {
             // The operator sees the value before the chain and after each step.
             let (len, bytes) = raw();
-            return Self::multi_match_steps(rule, len, bytes).is_some();
+            return Self::may_pass(rule, len, &bytes)
+                || Self::may_pass_after(rule, &rule.transforms, len, bytes);
         }
         let (len, bytes) = raw();
         if rule.chain_id == 0 {
@@ -1628,15 +1637,19 @@ impl<'r> Transaction<'r> {
         caps: &mut Captures,
     ) -> Option<Vec<u8>> {
         let bytes = bytes.unwrap_or_else(|| ByteSet::of(value));
-        let steps = Self::multi_match_steps(rule, value.len(), bytes)?;
         if verdict(rule, value, Some(&bytes), arg, caps) {
             return Some(value.to_vec());
         }
         let mut current = Cow::Borrowed(value);
         let mut bytes = bytes;
-        for t in &rule.transforms[..steps] {
+        for (k, t) in rule.transforms.iter().enumerate() {
             if t.is_inert(&bytes) {
                 continue;
+            }
+            // A step that changes the value runs only if its result or a later one's may
+            // pass (most clean values have no step to run at all: every one is a no-op).
+            if !Self::may_pass_after(rule, &rule.transforms[k..], current.len(), bytes) {
+                return None;
             }
             let changed = match t.run(&current) {
                 Cow::Owned(next) if next != *current => Some(next),
@@ -1654,32 +1667,41 @@ impl<'r> Transaction<'r> {
         None
     }
 
-    /// How many of the rule's transformations a `multiMatch` value of this length and these
-    /// bytes needs: none past the last one after which the operator's byte-set test, on the
-    /// steps' bounds, may pass; `None` when it passes at no step (`false` is then certain,
-    /// unless the rule is negated).
+    /// Whether a value of this length and these bytes may pass the rule's test (`false` is
+    /// certain).
+    fn may_pass(rule: &Rule, len: usize, bytes: &ByteSet) -> bool {
+        rule.negated || !rule.operator.prefilters() || rule.operator.admits(len, bytes)
+    }
+
+    /// Whether a `multiMatch` value of this length and these bytes may pass the rule's test
+    /// after one of `steps` (the rest of its chain), judged on the steps' bounds: `false` is
+    /// certain, unless the rule is negated.
     #[inline]
-    fn multi_match_steps(rule: &Rule, len: usize, bytes: ByteSet) -> Option<usize> {
+    fn may_pass_after(
+        rule: &Rule,
+        steps: &[transforms::Transform],
+        len: usize,
+        bytes: ByteSet,
+    ) -> bool {
         let op = &rule.operator;
         if rule.negated || !op.prefilters() {
-            return Some(rule.transforms.len());
+            return true;
         }
-        let mut admitted = op.admits(len, &bytes);
-        let mut last = admitted.then_some(0);
         let (mut bytes, mut len) = (bytes, len);
-        for (k, t) in rule.transforms.iter().enumerate() {
+        let mut admitted = None;
+        for t in steps {
             let (b, l) = transforms::bound(std::slice::from_ref(t), bytes, len);
             // Most steps leave the bound as it was (a decoder with nothing to decode, or
             // anything in, anything out after `base64Decode`): the test's answer stands.
-            if (b, l) != (bytes, len) {
+            if admitted.is_none() || (b, l) != (bytes, len) {
                 (bytes, len) = (b, l);
-                admitted = op.admits(len, &bytes);
+                admitted = Some(op.admits(len, &bytes));
             }
-            if admitted {
-                last = Some(k + 1);
+            if admitted == Some(true) {
+                return true;
             }
         }
-        last
+        false
     }
 
     fn log_match(&mut self, rule: &Rule, phase: u8) {
