@@ -88,6 +88,7 @@ impl Hits {
         self.list.clear();
     }
 
+    #[inline]
     fn push(&mut self, name: &[&str], value: &[u8], caps: Captures) {
         let (name_at, value_at) = (self.names.len(), self.values.len());
         for part in name {
