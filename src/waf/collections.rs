@@ -3,7 +3,9 @@
 //!
 //! The persistent-style collections `setvar` writes (TX above all: the CRS keeps a hundred
 //! settings and scores there, and reads them in most rules) also keep a key → entry index, so
-//! reading `tx.x` does not scan them.
+//! reading `tx.x` does not scan them; so do the headers, while no header repeats. A key the
+//! rules name ([`KnownKey`]) is looked up in TX once, its entry remembered while TX keeps
+//! its order.
 
 use super::seclang::names::VARIABLES;
 use std::cell::Cell;
