@@ -192,6 +192,9 @@ pub struct Rule {
     /// `%{RULE.*}`, which may hold one): the transaction writes those two variables only
     /// when such a link, or the end of a phase, needs them.
     pub reads_matched_var: bool,
+    /// Whether evaluating the link reads them (its targets, operator argument or setvars,
+    /// not its `msg` and `logdata`, which are expanded once it has matched).
+    pub tests_matched_var: bool,
     /// The operator's argument reads something this link's own matches write (captures,
     /// `setvar`, `MATCHED_*`): its values are then tested one by one, each after the
     /// previous match's actions, as ModSecurity does.
@@ -271,6 +274,7 @@ impl Rule {
             in_turn,
             reads_matched_vars: false,
             reads_matched_var: false,
+            tests_matched_var: false,
             acts_on_matched_var: false,
             single_key: false,
             negated: operator.negated,
@@ -295,11 +299,24 @@ impl Rule {
         const ONE: [&str; 2] = ["MATCHED_VAR", "MATCHED_VAR_NAME"];
         self.reads_matched_vars = self.reads(&LISTS, false);
         self.reads_matched_var = self.reads(&ONE, true);
+        self.tests_matched_var = self.reads_when_tested(&ONE);
         self.acts_on_matched_var = self.actions.setvars.iter().any(|sv| {
             [&sv.key, &sv.value]
                 .iter()
                 .any(|t| reads_any(t, &ONE, true))
         });
+    }
+
+    fn reads_when_tested(&self, names: &[&str]) -> bool {
+        let named = |n: &str| names.iter().any(|x| x.eq_ignore_ascii_case(n));
+        let a = &self.actions;
+        self.targets.iter().any(|t| named(t.name()))
+            || self
+                .operator
+                .template()
+                .into_iter()
+                .chain(a.setvars.iter().flat_map(|sv| [&sv.key, &sv.value]))
+                .any(|t| reads_any(t, names, true))
     }
 
     fn reads(&self, names: &[&str], rule_macros: bool) -> bool {

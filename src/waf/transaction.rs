@@ -1054,7 +1054,7 @@ impl<'r> Transaction<'r> {
         if rule.reads_matched_vars {
             self.sync_matched_vars();
         }
-        if rule.reads_matched_var {
+        if rule.tests_matched_var {
             self.sync_matched_var();
         }
         if rule.in_turn {
