@@ -297,9 +297,9 @@ impl Rule {
     pub fn note_reads(&mut self) {
         const LISTS: [&str; 2] = ["MATCHED_VARS", "MATCHED_VARS_NAMES"];
         const ONE: [&str; 2] = ["MATCHED_VAR", "MATCHED_VAR_NAME"];
-        self.reads_matched_vars = self.reads(&LISTS, false);
-        self.reads_matched_var = self.reads(&ONE, true);
-        self.tests_matched_var = self.reads_when_tested(&ONE);
+        self.reads_matched_vars = self.reads(&LISTS, false, true);
+        self.reads_matched_var = self.reads(&ONE, true, true);
+        self.tests_matched_var = self.reads(&ONE, true, false);
         self.acts_on_matched_var = self.actions.setvars.iter().any(|sv| {
             [&sv.key, &sv.value]
                 .iter()
@@ -307,30 +307,23 @@ impl Rule {
         });
     }
 
-    fn reads_when_tested(&self, names: &[&str]) -> bool {
-        let named = |n: &str| names.iter().any(|x| x.eq_ignore_ascii_case(n));
-        let a = &self.actions;
-        self.targets.iter().any(|t| named(t.name()))
-            || self
-                .operator
-                .template()
-                .into_iter()
-                .chain(a.setvars.iter().flat_map(|sv| [&sv.key, &sv.value]))
-                .any(|t| reads_any(t, names, true))
-    }
-
-    fn reads(&self, names: &[&str], rule_macros: bool) -> bool {
+    /// Whether the link's targets or templates read one of `names`; the `msg` and `logdata`
+    /// only `with_logs` (they are expanded after the link has matched).
+    fn reads(&self, names: &[&str], rule_macros: bool, with_logs: bool) -> bool {
         let named = |n: &str| names.iter().any(|x| x.eq_ignore_ascii_case(n));
         if self.targets.iter().any(|t| named(t.name())) {
             return true;
         }
         let a = &self.actions;
+        let logs = [&a.msg, &a.logdata]
+            .into_iter()
+            .flatten()
+            .filter(|_| with_logs);
         let mut templates = self
             .operator
             .template()
             .into_iter()
-            .chain(a.msg.as_ref())
-            .chain(a.logdata.as_ref())
+            .chain(logs)
             .chain(a.setvars.iter().flat_map(|sv| [&sv.key, &sv.value]));
         templates.any(|t| reads_any(t, names, rule_macros))
     }
