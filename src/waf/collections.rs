@@ -342,6 +342,14 @@ impl Collections {
         self.find_hashed(slot, key, known.hash)
     }
 
+    /// TX's value for the key numbered `id`, when this transaction has found that key since
+    /// TX last moved; `None` says nothing of whether it is there ([`Self::find_known`] does).
+    #[inline]
+    pub fn remembered_tx(&self, id: u32) -> Option<&[u8]> {
+        let at = self.known.get(id as usize)?.get();
+        (at != 0).then(|| self.slots[TX][at as usize - 1].1.as_slice())
+    }
+
     /// Where `key` is in an indexed slot, or the hash it would be indexed under.
     fn locate(&self, slot: usize, key: &str, hash: u64) -> Located {
         let Some(ix) = &self.index[slot] else {

@@ -2,8 +2,8 @@
 //! removals and target updates applied at load.
 
 use super::actions::{Actions, Disruptive};
-use super::collections::slot;
-use super::operators::Prefilter;
+use super::collections::{slot, var_slot};
+use super::operators::{NumTest, Prefilter};
 use super::rule::{Defaults, KeySel, Rule, Target};
 use super::seclang::{self, names, Directive, EngineMode, Located, SecLangError};
 use super::transforms::Transform;
@@ -19,48 +19,76 @@ pub enum Item {
 }
 
 /// A rule's first test, kept in its [`Item`] beside its neighbours' in phase order rather
-/// than behind the rule's pointer: whether the union of its summarized variables' summaries (its
-/// [`Rule::group`], as the transaction last kept it) rules it out while its other variables
-/// are empty (`XML:/*` outside an XML body). Most rules of a clean request end there, and
-/// reading the rule, its targets and its operator for each cost a cache miss or three.
+/// than behind the rule's pointer: most rules of a clean request end there, and reading the
+/// rule, its targets and its operator for each cost a cache miss or three.
 #[derive(Debug, Clone)]
-pub struct Gate {
+pub enum Gate {
+    /// No first test: the rule is evaluated.
+    None,
+    Union(Union),
+    Key(KeyTest),
+}
+
+/// Whether the union of a rule's summarized variables' summaries (its [`Rule::group`], as
+/// the transaction last kept it) rules it out while its other variables are empty (`XML:/*`
+/// outside an XML body).
+#[derive(Debug, Clone)]
+pub struct Union {
     pub(super) group: u32,
     /// How many of `slots` are the group's members (in target order, repeats kept, as
-    /// `group_admits` sums them); 0: no gate, the rule is evaluated.
+    /// `group_admits` sums them).
     pub(super) members: u8,
     /// How many follow them: the slots of the other targets, which must be empty.
     pub(super) others: u8,
     pub(super) slots: [u8; GATE_SLOTS],
 }
 
+/// A single-key TX rule's numeric comparison (`TX:DETECTION_PARANOIA_LEVEL "@lt 2"`, the
+/// CRS's paranoia-level skips, a third of the rules a clean request runs): the value the
+/// transaction remembers for the key, tested here, rules the rule out when it does not
+/// match, and is the match of a [`Self::quiet`] rule when it does. Anything else, and a key
+/// the transaction has not looked up yet, is left to `evaluate`.
+#[derive(Debug, Clone)]
+pub struct KeyTest {
+    /// The key's [`super::collections::KnownKey`] number.
+    pub(super) id: u32,
+    pub(super) test: NumTest,
+    pub(super) negated: bool,
+    /// Whether a match does nothing but leave its hit in `MATCHED_VAR(S)` (and whatever the
+    /// rule loop does with a match: log, skip, disrupt): no chain, capture, `setvar` or
+    /// `ctl`. Such a match is taken from the gate too.
+    pub(super) quiet: bool,
+}
+
 /// The most targets a gated rule has (CRS rules have up to ten).
 const GATE_SLOTS: usize = 14;
 
 impl Gate {
-    const NONE: Gate = Gate {
-        group: 0,
-        members: 0,
-        others: 0,
-        slots: [0; GATE_SLOTS],
-    };
-
-    /// The gate of a rule whose evaluation, when its group rules it out and its other
-    /// variables are empty, only clears the matched variables: nothing tested value by
-    /// value, no variable counted, and `MATCHED_VARS` not read. (A rule that reads
-    /// `MATCHED_VAR` in its message, as most CRS rules do, has it written before it is
-    /// tested; one that tests nothing has nothing to read it, and it stays pending.)
-    /// With the operator's byte-set test ([`super::operators::Operator::admit_test`]), kept
-    /// apart in [`RuleSet::admits`]: it is read only once the union is known, and without it
-    /// a gate is a third of a cache line.
+    /// The gate of a rule whose evaluation, when the gate rules it out, only clears the
+    /// matched variables.
+    ///
+    /// A union: nothing tested value by value, no variable counted, and `MATCHED_VARS` not
+    /// read. (A rule that reads `MATCHED_VAR` in its message, as most CRS rules do, has it
+    /// written before it is tested; one that tests nothing has nothing to read it, and it
+    /// stays pending.) With the operator's byte-set test
+    /// ([`super::operators::Operator::admit_test`]), kept apart in [`RuleSet::admits`]: it
+    /// is read only once the union is known, and without it a gate is a third of a cache
+    /// line.
+    ///
+    /// A key test: a [`Rule::single_key`] link over TX, with no transformation, that reads no
+    /// `MATCHED_*` variable before it is tested (nothing is synced for it when it does not
+    /// match).
     fn of(r: &Rule) -> (Gate, Prefilter) {
+        if let Some(key) = KeyTest::of(r) {
+            return (Gate::Key(key), Prefilter::NONE);
+        }
         let gated = !r.in_turn
             && !r.single_key
             && !r.reads_matched_vars
             && r.targets.len() <= GATE_SLOTS
             && r.targets.iter().all(|t| !t.count);
         let (Some(group), Some(admit), true) = (r.group, r.raw_admit.clone(), gated) else {
-            return (Gate::NONE, Prefilter::NONE);
+            return (Gate::None, Prefilter::NONE);
         };
         let members = r.targets.iter().filter(|t| t.summarized);
         let others = r.targets.iter().filter(|t| !t.summarized);
@@ -68,15 +96,45 @@ impl Gate {
         for (s, t) in slots.iter_mut().zip(members.clone().chain(others.clone())) {
             *s = t.slot as u8;
         }
-        let gate = Gate {
+        let gate = Union {
             group,
             members: members.count() as u8,
             others: others.count() as u8,
             slots,
         };
-        (gate, admit)
+        (Gate::Union(gate), admit)
     }
+}
 
+impl KeyTest {
+    fn of(r: &Rule) -> Option<KeyTest> {
+        let ([t], true) = (
+            r.targets.as_slice(),
+            r.single_key
+                && r.transforms.is_empty()
+                && !r.reads_matched_vars
+                && !r.tests_matched_var,
+        ) else {
+            return None;
+        };
+        match (&t.selector, r.operator.num_test()) {
+            (Some(KeySel::Key(_, known)), Some(test)) if t.slot == var_slot!("TX") => {
+                Some(KeyTest {
+                    id: known.id,
+                    test,
+                    negated: r.negated,
+                    quiet: r.chained.is_none()
+                        && !r.capture
+                        && r.actions.setvars.is_empty()
+                        && r.actions.ctls.is_empty(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Union {
     pub(super) fn members(&self) -> &[u8] {
         &self.slots[..self.members as usize]
     }

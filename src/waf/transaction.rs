@@ -7,7 +7,7 @@ use super::collections::{key_hash, var_slot, Collections, Found, KnownKey};
 use super::macros::{Part, Template};
 use super::operators::{atoi, ByteSet, Captures, Prefilter};
 use super::rule::{KeySel, Rule, Target};
-use super::ruleset::{Gate, Item, RuleSet};
+use super::ruleset::{Gate, Item, KeyTest, RuleSet, Union};
 use super::seclang::EngineMode;
 use super::setup;
 use super::transforms;
@@ -264,13 +264,59 @@ pub struct Matched {
 }
 
 /// Where the hit that `MATCHED_VAR(_NAME)` should hold waits to be written.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Pending {
+#[derive(Debug, Clone, Copy)]
+enum Pending<'r> {
     None,
     /// Hit `k` of `matched_vars`.
     Matched(usize),
     /// Hit `k` of `last_hits`.
     Last(usize),
+    /// A match of a [`KeyTest`] gate's rule, not written into any `Hits`: the link's one
+    /// hit, `matched_vars` (empty) standing for it.
+    Quick(QuickHit<'r>),
+    /// The same once the next link has begun: `last_hits` stands for it.
+    QuickLast(QuickHit<'r>),
+}
+
+/// What a rule's gate decides before it is evaluated.
+enum Verdict<'r> {
+    Out,
+    Matched(QuickHit<'r>),
+    Evaluate,
+}
+
+/// A [`KeyTest`] rule's match: the rule (its one key names the hit) and a copy of the TX value
+/// it matched, short as those values are (a paranoia level, a score).
+#[derive(Debug, Clone, Copy)]
+struct QuickHit<'r> {
+    rule: &'r Rule,
+    len: u8,
+    value: [u8; QUICK_VALUE],
+}
+
+/// The longest TX value a [`QuickHit`] copies; a longer one is matched by `evaluate`.
+const QUICK_VALUE: usize = 22;
+
+impl<'r> QuickHit<'r> {
+    fn new(rule: &'r Rule, v: &[u8]) -> Option<QuickHit<'r>> {
+        let mut value = [0; QUICK_VALUE];
+        value.get_mut(..v.len())?.copy_from_slice(v);
+        Some(QuickHit {
+            rule,
+            len: v.len() as u8,
+            value,
+        })
+    }
+
+    /// Into `hits` as `evaluate` would have written it.
+    fn push_into(&self, hits: &mut Hits) {
+        let t = &self.rule.targets[0];
+        let Some(KeySel::Key(key, _)) = &t.selector else {
+            unreachable!("a key test's rule selects one key")
+        };
+        let value = &self.value[..self.len as usize];
+        hits.push(&Transaction::name_parts(t, key), value, Captures::default());
+    }
 }
 
 /// Writes one hit into `MATCHED_VAR` and `MATCHED_VAR_NAME`.
@@ -319,7 +365,7 @@ pub struct Transaction<'r> {
     matched_vars_synced: bool,
     /// `MATCHED_VAR` and `MATCHED_VAR_NAME` as a hit not yet written to them: most matches
     /// (the paranoia-level skips) are followed by another before anything reads the two.
-    pending: Pending,
+    pending: Pending<'r>,
     /// The hits of the link that left `pending`, once the next link's replace them in
     /// `matched_vars`.
     last_hits: Hits,
@@ -919,13 +965,33 @@ impl<'r> Transaction<'r> {
             if self.removed(rule) {
                 continue;
             }
-            if self.gated_out(gate, &admits[at]) {
+            let quick = match gate {
+                Gate::Key(k) => self.key_verdict(k, rule),
+                _ => Verdict::Evaluate,
+            };
+            if let Verdict::Out = quick {
                 // All `evaluate` would have done: no match, so no matched values.
                 self.clear_matched();
                 continue;
             }
+            if let Gate::Union(u) = gate {
+                if self.gated_out(u, &admits[at]) {
+                    self.clear_matched();
+                    continue;
+                }
+            }
             self.current_rule = Some(rule);
-            let matched = self.evaluate(rule, rule.id);
+            let matched = match quick {
+                Verdict::Matched(hit) => {
+                    // What `evaluate` would have left: the previous link's matches last,
+                    // this one's hit pending.
+                    self.clear_matched();
+                    self.pending = Pending::Quick(hit);
+                    self.matched_vars_synced = false;
+                    true
+                }
+                _ => self.evaluate(rule, rule.id),
+            };
             if matched {
                 if rule.reads_matched_vars {
                     self.sync_matched_vars();
@@ -982,7 +1048,7 @@ impl<'r> Transaction<'r> {
     /// Whether nothing has run yet: the set-up rules' outcome depends on TX alone.
     fn fresh(&self) -> bool {
         self.matched.is_empty()
-            && self.pending == Pending::None
+            && matches!(self.pending, Pending::None)
             && self.interruption.is_none()
             && self.removed_targets.is_empty()
             && self.engine == self.rules.engine
@@ -1248,7 +1314,9 @@ impl<'r> Transaction<'r> {
     /// come here once or twice matching nothing.
     #[inline(always)]
     fn clear_matched(&mut self) {
-        if !matches!(self.pending, Pending::Matched(_)) && self.matched_vars.list.is_empty() {
+        if !matches!(self.pending, Pending::Matched(_) | Pending::Quick(_))
+            && self.matched_vars.list.is_empty()
+        {
             self.matched_vars_synced = false;
             return;
         }
@@ -1257,9 +1325,14 @@ impl<'r> Transaction<'r> {
 
     #[inline(never)]
     fn clear_matched_hits(&mut self) {
-        if let Pending::Matched(k) = self.pending {
-            std::mem::swap(&mut self.matched_vars, &mut self.last_hits);
-            self.pending = Pending::Last(k);
+        match self.pending {
+            Pending::Matched(k) => {
+                std::mem::swap(&mut self.matched_vars, &mut self.last_hits);
+                self.pending = Pending::Last(k);
+            }
+            // `matched_vars` is empty: the hit is all there is to keep.
+            Pending::Quick(q) => self.pending = Pending::QuickLast(q),
+            _ => {}
         }
         self.matched_vars.clear();
         self.matched_vars_synced = false;
@@ -1267,10 +1340,12 @@ impl<'r> Transaction<'r> {
 
     /// Writes the pending hit into `MATCHED_VAR` and `MATCHED_VAR_NAME`.
     fn sync_matched_var(&mut self) {
+        self.settle();
         let hit = match self.pending {
             Pending::None => return,
             Pending::Matched(k) => self.matched_vars.get(k),
             Pending::Last(k) => self.last_hits.get(k),
+            Pending::Quick(_) | Pending::QuickLast(_) => unreachable!("settled"),
         };
         write_matched_var(&mut self.vars, self.hot, hit);
         self.pending = Pending::None;
@@ -1281,9 +1356,28 @@ impl<'r> Transaction<'r> {
         if self.matched_vars_synced {
             return;
         }
+        self.settle();
         let m = std::mem::take(&mut self.matched_vars);
         self.set_matched_vars(&m, m.list.len());
         self.matched_vars = m;
+    }
+
+    /// A [`Pending::Quick`] or [`Pending::QuickLast`] hit written into the `Hits` that stand
+    /// for it (empty until now), for what reads them.
+    fn settle(&mut self) {
+        match self.pending {
+            Pending::Quick(q) => {
+                debug_assert!(self.matched_vars.list.is_empty());
+                q.push_into(&mut self.matched_vars);
+                self.pending = Pending::Matched(0);
+            }
+            Pending::QuickLast(q) => {
+                self.last_hits.clear();
+                q.push_into(&mut self.last_hits);
+                self.pending = Pending::Last(0);
+            }
+            _ => {}
+        }
     }
 
     /// `MATCHED_VARS` and `MATCHED_VARS_NAMES` as the first `n` of `hits`.
@@ -1469,22 +1563,42 @@ impl<'r> Transaction<'r> {
         })
     }
 
-    /// Whether `gate` rules its rule out on the union of its variables' summaries
+    /// Whether a union gate rules its rule out on the union of its variables' summaries
     /// ([`Self::group_admits`] without reading the rule, and keeping the union it computes
-    /// for it) while its other variables are empty; `false` when it has no gate.
+    /// for it) while its other variables are empty.
     #[inline]
-    fn gated_out(&self, gate: &Gate, admit: &Prefilter) -> bool {
-        if gate.members == 0
-            || gate
-                .others()
-                .iter()
-                .any(|s| !self.vars.get(*s as usize).is_empty())
+    fn gated_out(&self, gate: &Union, admit: &Prefilter) -> bool {
+        if gate
+            .others()
+            .iter()
+            .any(|s| !self.vars.get(*s as usize).is_empty())
         {
             return false;
         }
         let members = gate.members().iter().map(|s| *s as usize);
         let (len, bytes) = self.union(gate.group, members);
         !admit.admits(len, &bytes)
+    }
+
+    /// What a [`KeyTest`] says of its rule from the TX value it reads, when this transaction
+    /// has found the key before and no `ctl` takes TX out of rules (the rule itself
+    /// excludes nothing): out, or matched for a rule that does nothing else on a match.
+    #[inline]
+    fn key_verdict(&self, k: &KeyTest, rule: &'r Rule) -> Verdict<'r> {
+        let tx = self.tx_slot;
+        if self.removed_slots[tx / 64] & 1 << (tx % 64) != 0 {
+            return Verdict::Evaluate;
+        }
+        let Some(v) = self.vars.remembered_tx(k.id) else {
+            return Verdict::Evaluate;
+        };
+        if k.test.matches(v) == k.negated {
+            return Verdict::Out;
+        }
+        match QuickHit::new(rule, v) {
+            Some(hit) if k.quiet => Verdict::Matched(hit),
+            _ => Verdict::Evaluate,
+        }
     }
 
     /// The longest of `slot`'s values and the union of their bytes, cached until the slot
@@ -1817,6 +1931,46 @@ SecRule &REQUEST_HEADERS:X-Absent "@eq 0" "id:6,phase:1,pass,log"
         assert_eq!(seen(&[("X-OTHER", b"only")]), [4, 5, 6]);
     }
 
+    /// Rules a [`KeyTest`] gate decides (`TX:level "@lt 3"` once the key was looked up) leave
+    /// the same `MATCHED_VAR`, `MATCHED_VAR_NAME` and `MATCHED_VARS` as evaluated ones: read
+    /// by the next rule, after a rule that matches nothing, and in the next phase; a `ctl`
+    /// that takes TX out of a rule still does.
+    #[test]
+    fn a_match_decided_by_its_gate_leaves_the_matched_variables_evaluating_would() {
+        let set = rules(
+            r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.level=2,setvar:tx.score=7"
+SecRule TX:level "@lt 1" "id:10,phase:2,pass,log"
+SecRule TX:level "@lt 3" "id:11,phase:2,pass,log"
+SecRule MATCHED_VAR "@streq 2" "id:12,phase:2,pass,log"
+SecRule TX:level "@lt 3" "id:13,phase:2,pass,nolog"
+SecRule MATCHED_VAR_NAME "@streq TX:level" "id:14,phase:2,pass,log"
+SecRule TX:score "@gt 100" "id:15,phase:2,pass,log"
+SecRule TX:score "@ge 7" "id:16,phase:2,pass,nolog"
+SecRule MATCHED_VARS_NAMES "@streq TX:score" "id:17,phase:2,pass,log"
+SecRule TX:score "@ge 7" "id:18,phase:2,pass,nolog"
+SecRule TX:level "@eq 9" "id:19,phase:2,pass,log"
+SecRule MATCHED_VAR "@streq 7" "id:20,phase:2,pass,log"
+SecRule TX:level "!@eq 9" "id:21,phase:2,pass,nolog"
+SecRule REQUEST_URI "@streq /off" "id:22,phase:2,pass,nolog,ctl:ruleRemoveTargetById=23;TX:level"
+SecRule TX:level "@lt 3" "id:23,phase:2,pass,log"
+SecRule MATCHED_VAR_NAME "@streq TX:level" "id:30,phase:3,pass,log"
+"#,
+        );
+        for _ in 0..2 {
+            let mut tx = Transaction::new(&set);
+            tx.process_request_headers(&get("/"));
+            tx.process_request_body(b"");
+            tx.process_response_headers(200, "HTTP/1.1", &[]);
+            assert_eq!(tx.matched_ids(), [11, 12, 14, 17, 20, 23, 30]);
+            let mut tx = Transaction::new(&set);
+            tx.process_request_headers(&get("/off"));
+            tx.process_request_body(b"");
+            assert_eq!(tx.matched_ids(), [11, 12, 14, 17, 20]);
+        }
+    }
+
     #[test]
     fn a_chain_reads_the_matched_values_of_the_link_before() {
         let set = rules(
@@ -1986,7 +2140,7 @@ SecRule ARGS|REQUEST_COOKIES "@rx <script" "id:36,phase:2,pass,log"
         for r in [31, 32, 33, 34, 36] {
             let gate = set.phases.iter().find_map(|items| {
                 items.iter().find_map(|item| match item {
-                    Item::Rule(rule, g) if rule.actions.id == r => Some(g.members),
+                    Item::Rule(rule, Gate::Union(u)) if rule.actions.id == r => Some(u.members),
                     _ => None,
                 })
             });

@@ -30,6 +30,34 @@ pub struct Compare {
     pub(super) number: Option<i64>,
 }
 
+/// `v` compared to `n` by a numeric kind; `None` for the others.
+#[inline]
+fn numeric(kind: Kind, v: i64, n: i64) -> Option<bool> {
+    Some(match kind {
+        Kind::Eq => v == n,
+        Kind::Ge => v >= n,
+        Kind::Gt => v > n,
+        Kind::Le => v <= n,
+        Kind::Lt => v < n,
+        _ => return None,
+    })
+}
+
+/// A numeric comparison with a small literal argument (`@lt 2`), in a third of the room of
+/// a [`Compare`]: what a rule's gate keeps to test a TX value without reading the rule.
+#[derive(Debug, Clone, Copy)]
+pub struct NumTest {
+    kind: Kind,
+    n: i32,
+}
+
+impl NumTest {
+    #[inline]
+    pub fn matches(&self, value: &[u8]) -> bool {
+        numeric(self.kind, atoi(value), self.n as i64).unwrap_or(false)
+    }
+}
+
 /// ModSecurity reads numbers like `atoi`: leading digits (with a sign), else 0.
 pub fn atoi(s: &[u8]) -> i64 {
     let s = s.trim_ascii_start();
@@ -88,18 +116,19 @@ impl Compare {
         (!self.literal).then_some(&self.arg)
     }
 
+    /// The comparison as a [`NumTest`], when it is a numeric one with a literal argument
+    /// that fits one.
+    pub fn num_test(&self) -> Option<NumTest> {
+        let n = i32::try_from(self.number?).ok()?;
+        numeric(self.kind, 0, 0).map(|_| NumTest { kind: self.kind, n })
+    }
+
     /// `expanded` is the argument with its macros expanded (ignored for a literal one).
     pub fn matches(&self, value: &[u8], expanded: Option<&[u8]>) -> bool {
         // Numbers read at load: nothing of the argument to look at.
         if let Some(n) = self.number {
-            let v = atoi(value);
-            match self.kind {
-                Kind::Eq => return v == n,
-                Kind::Ge => return v >= n,
-                Kind::Gt => return v > n,
-                Kind::Le => return v <= n,
-                Kind::Lt => return v < n,
-                _ => {}
+            if let Some(m) = numeric(self.kind, atoi(value), n) {
+                return m;
             }
         }
         let arg: &[u8] = match self.arg.literal() {

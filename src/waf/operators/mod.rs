@@ -11,7 +11,7 @@ mod validate;
 use super::macros::Template;
 use std::path::Path;
 
-pub use compare::atoi;
+pub use compare::{atoi, NumTest};
 pub use prefilter::{ByteSet, Prefilter};
 pub use rx::Captures;
 
@@ -73,6 +73,15 @@ impl Operator {
     pub fn template(&self) -> Option<&Template> {
         match self {
             Operator::Compare(c) => c.template(),
+            _ => None,
+        }
+    }
+
+    /// The operator as a [`NumTest`], when it is a numeric comparison with a small literal
+    /// argument.
+    pub fn num_test(&self) -> Option<NumTest> {
+        match self {
+            Operator::Compare(c) => c.num_test(),
             _ => None,
         }
     }
