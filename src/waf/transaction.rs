@@ -966,19 +966,15 @@ impl<'r> Transaction<'r> {
                 continue;
             }
             let quick = match gate {
+                Gate::None => Verdict::Evaluate,
+                Gate::Union(u) if self.gated_out(u, &admits[at]) => Verdict::Out,
+                Gate::Union(_) => Verdict::Evaluate,
                 Gate::Key(k) => self.key_verdict(k, rule),
-                _ => Verdict::Evaluate,
             };
             if let Verdict::Out = quick {
                 // All `evaluate` would have done: no match, so no matched values.
                 self.clear_matched();
                 continue;
-            }
-            if let Gate::Union(u) = gate {
-                if self.gated_out(u, &admits[at]) {
-                    self.clear_matched();
-                    continue;
-                }
             }
             self.current_rule = Some(rule);
             let matched = match quick {
@@ -1595,9 +1591,9 @@ impl<'r> Transaction<'r> {
         if k.test.matches(v) == k.negated {
             return Verdict::Out;
         }
-        match QuickHit::new(rule, v) {
-            Some(hit) if k.quiet => Verdict::Matched(hit),
-            _ => Verdict::Evaluate,
+        match k.quiet.then(|| QuickHit::new(rule, v)).flatten() {
+            Some(hit) => Verdict::Matched(hit),
+            None => Verdict::Evaluate,
         }
     }
 

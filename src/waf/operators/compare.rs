@@ -116,11 +116,11 @@ impl Compare {
         (!self.literal).then_some(&self.arg)
     }
 
-    /// The comparison as a [`NumTest`], when it is a numeric one with a literal argument
-    /// that fits one.
+    /// The comparison as a [`NumTest`], when it is a numeric one (`number` is read for no
+    /// other) with a literal argument that fits one.
     pub fn num_test(&self) -> Option<NumTest> {
         let n = i32::try_from(self.number?).ok()?;
-        numeric(self.kind, 0, 0).map(|_| NumTest { kind: self.kind, n })
+        Some(NumTest { kind: self.kind, n })
     }
 
     /// `expanded` is the argument with its macros expanded (ignored for a literal one).
