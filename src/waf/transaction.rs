@@ -981,9 +981,9 @@ impl<'r> Transaction<'r> {
                 Verdict::Matched(hit) => {
                     // What `evaluate` would have left: the previous link's matches last,
                     // this one's hit pending.
+                    // (`clear_matched` leaves `MATCHED_VARS` unsynced.)
                     self.clear_matched();
                     self.pending = Pending::Quick(hit);
-                    self.matched_vars_synced = false;
                     true
                 }
                 _ => self.evaluate(rule, rule.id),
@@ -1591,10 +1591,10 @@ impl<'r> Transaction<'r> {
         if k.test.matches(v) == k.negated {
             return Verdict::Out;
         }
-        match k.quiet.then(|| QuickHit::new(rule, v)).flatten() {
-            Some(hit) => Verdict::Matched(hit),
-            None => Verdict::Evaluate,
+        if !k.quiet {
+            return Verdict::Evaluate;
         }
+        QuickHit::new(rule, v).map_or(Verdict::Evaluate, Verdict::Matched)
     }
 
     /// The longest of `slot`'s values and the union of their bytes, cached until the slot
